@@ -1,0 +1,141 @@
+"""Typed models of config.yaml. Loading and error reporting live in `reports.configload`."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from notifiers import delivery_type
+from reports.configtypes import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
+from reports.model_base import HeraldModel, fail
+from reports.periods import Grain
+from reports.rules import condition_type
+from reports.sources import source_types
+
+
+def _source_config_type() -> Any:
+    from typing import Union
+
+    models = tuple(cls.config_model for cls in source_types().values())
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 — from the registry
+
+
+class BusinessHours(HeraldModel):
+    start: time = Field(time(9), description="Local time the business day starts.")
+    end: time = Field(time(18), description="Local time it ends (exclusive).")
+    days: list[Weekday] = Field(list(WEEKDAYS[:5]), description="Business days.")
+
+    def weekday_numbers(self) -> list[int]:
+        return [WEEKDAYS.index(day) for day in self.days]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise fail("business hours end before they start", "write start: '09:00', end: '18:00'")
+        return self
+
+
+class KpiConfig(HeraldModel):
+    label: str = Field(description="The KPI's name as readers see it.")
+    source: str = Field(description="The source (under `sources:`) its SQL runs on.")
+    sql: str | dict[str, str] = Field(
+        description="Returns entity, day (or hour) and value, or numerator and denominator for a "
+        "ratio. Use @start, @end, @as_of, @entities. A mapping gives SQL per source type."
+    )
+    entity: str = Field("project", description="The entity kind (under `entities:`) its rows are about.")
+    grain: Literal["day", "hour"] = Field("day", description="What one row covers.")
+    aggregate: Literal["sum", "mean", "last", "max", "ratio"] = Field(
+        "sum", description="How days fold into a period; `ratio` pools numerator and denominator."
+    )
+    unit: Literal["count", "percent", "seconds", "currency"] = Field(
+        "count", description="How values are shown; `percent` values are fractions (0.8 is 80%)."
+    )
+    higher_is_better: bool = Field(True, description="Whether a rise is good news.")
+    freshness: Duration | None = Field(None, description="How old the newest row may be, e.g. '1 day'.")
+    business_hours: BusinessHours | None = Field(None, description="Hourly KPIs: count only these hours.")
+    description: str = Field("", description="What the KPI means, for the Definitions sheet.")
+
+    def sql_for(self, source_type: str) -> str:
+        return self.sql if isinstance(self.sql, str) else self.sql[source_type]
+
+    @model_validator(mode="after")
+    def _hours_need_hourly(self) -> KpiConfig:
+        if self.business_hours is not None and self.grain != "hour":
+            raise fail("business_hours needs hourly rows", "set grain: hour, or remove business_hours")
+        return self
+
+
+class OwnerColumns(HeraldModel):
+    name: str = Field("owner", description="Column with the owner's name.")
+    email: str | None = Field("owner_email", description="Column with the owner's email address.")
+    slack: str | None = Field("owner_slack", description="Column with the owner's Slack handle or ID.")
+
+
+class EntityConfig(HeraldModel):
+    source: str = Field(description="The source its SQL runs on.")
+    sql: str = Field(description="One row per entity: `entity`, `name`, and dimension columns.")
+    label: str = Field("Entity", description="What one entity is called, e.g. Project.")
+    dimensions: list[str] = Field(default_factory=list, description="Columns reports roll up by.")
+    owner: OwnerColumns = Field(
+        default_factory=OwnerColumns, description="Columns naming each entity's owner."
+    )
+
+
+class RuleConfig(HeraldModel):
+    name: Name = Field(description="Unique rule name, shown on every finding.")
+    kpi: str = Field(description="The KPI it reads.")
+    when: condition_type() = Field(description="The condition, e.g. `{below: 1}` or `{no_data: {}}`.")  # type: ignore[valid-type]
+    for_runs: RunCount = Field(
+        1, alias="for", description="Runs in a row the condition must hold, e.g. '2 runs'."
+    )
+    severity: Literal["warning", "critical"] = Field("warning", description="`warning` or `critical`.")
+    description: str = Field("", description="Why the rule exists, for readers of its findings.")
+
+
+class Schedule(HeraldModel):
+    cron: CronString = Field(description="When the job runs: minute hour day-of-month month day-of-week.")
+    timezone: TimeZoneName | None = Field(None, description="The cron's time zone; the config's when unset.")
+
+
+class ReportConfig(HeraldModel):
+    role: Literal["executive", "cs", "analyst"] = Field(description="Who reads it; picks its templates.")
+    title: str | None = Field(None, description="Shown on the report; the job name when unset.")
+    period: Grain = Field("week", description="The period it covers: day, week or month to date.")
+    schedule: Schedule = Field(description="When it runs.")
+    formats: list[Literal["pdf", "xlsx", "html"]] = Field(default_factory=list, description="Files rendered.")
+    kpis: list[str] = Field(default_factory=list, description="KPIs shown, in order.")
+    rules: list[str] | None = Field(None, description="Rules evaluated; every rule on its KPIs when unset.")
+    trend_periods: int = Field(12, ge=2, le=104, description="Periods in trend charts.")
+    scope: str | None = Field(
+        None, description="Build one report per value of this entity column (e.g. owner)."
+    )
+    deliver: list[delivery_type()] = Field(default_factory=list, description="Where it goes.")  # type: ignore[valid-type]
+    owners: list[str] = Field(default_factory=list, description="Who is told when the job fails.")
+
+
+class HeraldConfig(HeraldModel):
+    timezone: TimeZoneName = Field("UTC", description="Calendar days and schedules are in this zone.")
+    week_start: Weekday = Field("monday", description="The first day of a week.")
+    sources: dict[Name, _source_config_type()] = Field(description="Warehouses, by name.")  # type: ignore[valid-type]
+    entities: dict[Name, EntityConfig] = Field(default_factory=dict, description="What KPIs are about.")
+    kpis: dict[Name, KpiConfig] = Field(description="KPI definitions, by name.")
+    rules: list[RuleConfig] = Field(default_factory=list, description="Threshold rules.")
+    reports: dict[Name, ReportConfig] = Field(default_factory=dict, description="Jobs, by name.")
+
+    _base_dir: Path = PrivateAttr(default=Path())
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def rule(self, name: str) -> RuleConfig:
+        return next(r for r in self.rules if r.name == name)
+
+    def rules_for(self, job: str) -> list[RuleConfig]:
+        report = self.reports[job]
+        if report.rules is not None:
+            return [self.rule(name) for name in report.rules]
+        return [r for r in self.rules if r.kpi in report.kpis]

@@ -1,0 +1,219 @@
+"""Load config.yaml into typed models, gathering every problem as `file:line:col: message — hint`."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reports.config import HeraldConfig
+from reports.errors import ConfigError, ConfigIssue
+from reports.yamlfile import Located
+from reports.yamlfile import load as load_yaml
+from reports.yamlfile import parse as parse_yaml
+
+_EXPECTED = {
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "time_type": "a time such as '09:00'",
+    "time_parsing": "a time such as '09:00'",
+}
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> HeraldConfig:
+    """Read and check `path`; raise ConfigError listing every problem at once."""
+    return validate(load_yaml(path, environ), path.resolve().parent)
+
+
+def parse_config(
+    text: str, file: str = "config.yaml", base_dir: Path = Path(), environ: dict[str, str] | None = None
+) -> HeraldConfig:
+    return validate(parse_yaml(text, file, environ), base_dir)
+
+
+def validate(located: Located, base_dir: Path) -> HeraldConfig:
+    issues = list(located.issues)
+    if not isinstance(located.data, dict):
+        issues.append(
+            located.issue(
+                (),
+                "the config must be a mapping of sections",
+                "start with `sources:`, `kpis:`, `rules:` and `reports:`",
+            )
+        )
+        raise ConfigError(issues)
+    config = None
+    try:
+        config = HeraldConfig.model_validate(located.data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            issues.extend(_issues_from(error, located))
+    issues.extend(check_references(located))
+    if issues or config is None:
+        raise ConfigError(list(dict.fromkeys(issues)))
+    config._base_dir = base_dir
+    return config
+
+
+def _where(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "the config"
+
+
+def _resolve(located: Located, loc: tuple) -> tuple[tuple, bool]:
+    """Map pydantic's location (with union tags and validator names) onto the YAML's own path."""
+    path: tuple = ()
+    for part in loc:
+        if part == "[key]":
+            return path, True
+        if (*path, part) in located.values:
+            path = (*path, part)
+    return path, False
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _issues_from(error: dict[str, Any], located: Located) -> list[ConfigIssue]:
+    kind, ctx = error["type"], error.get("ctx", {})
+    path, on_key = _resolve(located, error["loc"])
+    where = _where(path)
+    if kind == "unknown_keys":
+        allowed = ", ".join(ctx["allowed"])
+        return [
+            located.issue(
+                (*path, key),
+                f"unknown key '{key}' in {where}",
+                f"{_closest(key, ctx['allowed'])}allowed keys: {allowed}",
+                key=True,
+            )
+            for key in ctx["unknown"]
+        ]
+    if kind == "missing":
+        field = error["loc"][-1]
+        return [located.issue(path, f"{where} is missing '{field}'", f"add `{field}:` here")]
+    if kind == "herald":
+        return [located.issue(path, f"{where}: {error['msg']}", ctx.get("hint", ""), key=on_key)]
+    if kind == "union_tag_invalid":
+        tags = ctx["expected_tags"].replace("'", "")
+        return [
+            located.issue(
+                (*path, "type"),
+                f"unknown source type '{ctx['tag']}' in {where}",
+                f"{_closest(ctx['tag'], tags.split(', '))}use one of: {tags}",
+            )
+        ]
+    if kind == "union_tag_not_found":
+        return [
+            located.issue(
+                path,
+                f"{where} has no `{ctx['discriminator'].strip(chr(39))}`",
+                "add `type: duckdb` (or another source type)",
+            )
+        ]
+    if kind == "literal_error":
+        choices = [c.strip(" '") for c in ctx["expected"].replace(" or ", ", ").split(",")]
+        value = error.get("input")
+        return [
+            located.issue(
+                path,
+                f"{where}: '{value}' is not allowed",
+                f"{_closest(value, choices)}use one of: {', '.join(choices)}",
+            )
+        ]
+    if kind in _EXPECTED:
+        value = error.get("input")
+        shown = f"'{value}'" if isinstance(value, str | int | float) else type(value).__name__
+        return [
+            located.issue(
+                path, f"{where} must be {_EXPECTED[kind]}, not {shown}", "fix the value's type", key=on_key
+            )
+        ]
+    return [located.issue(path, f"{where}: {error['msg']}", "", key=on_key)]
+
+
+def check_references(located: Located) -> list[ConfigIssue]:
+    """Names that must refer to something defined elsewhere in the file."""
+    data = located.data
+    issues: list[ConfigIssue] = []
+
+    def section(name: str) -> dict:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    sources, entities, kpis = section("sources"), section("entities"), section("kpis")
+    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+
+    def refer(path: tuple, value: Any, defined: dict | list, what: str, section_name: str) -> None:
+        names = list(defined)
+        if isinstance(value, str) and value not in names:
+            listed = ", ".join(map(str, names)) or "none yet"
+            issues.append(
+                located.issue(
+                    path,
+                    f"{_where(path)} names {what} '{value}', which is not defined",
+                    f"{_closest(value, names)}defined under {section_name}: {listed}",
+                )
+            )
+
+    for name, entity in entities.items():
+        if isinstance(entity, dict):
+            refer(("entities", name, "source"), entity.get("source"), sources, "source", "sources")
+    for name, kpi in kpis.items():
+        if not isinstance(kpi, dict):
+            continue
+        refer(("kpis", name, "source"), kpi.get("source"), sources, "source", "sources")
+        if entities or "entity" in kpi:
+            entity = kpi.get("entity", "project")
+            path = ("kpis", name, "entity") if "entity" in kpi else ("kpis", name)
+            refer(path, entity, entities, "entity kind", "entities")
+    rule_names: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        refer(("rules", index, "kpi"), rule.get("kpi"), kpis, "KPI", "kpis")
+        name = rule.get("name")
+        if isinstance(name, str) and name in rule_names:
+            first = located.position(("rules", rule_names[name], "name"))[0]
+            issues.append(
+                located.issue(
+                    ("rules", index, "name"),
+                    f"duplicate rule name '{name}'",
+                    f"rule names must be unique; the first is on line {first}",
+                )
+            )
+        elif isinstance(name, str):
+            rule_names[name] = index
+        when, kpi = rule.get("when"), kpis.get(rule.get("kpi"))
+        if isinstance(when, dict) and "stale" in when and isinstance(kpi, dict) and "freshness" not in kpi:
+            issues.append(
+                located.issue(
+                    ("rules", index, "when"),
+                    f"rule '{name}' checks staleness but KPI '{rule['kpi']}' has no freshness",
+                    f"add `freshness: 1 day` to kpis.{rule['kpi']}",
+                )
+            )
+    for job, report in section("reports").items():
+        if not isinstance(report, dict):
+            continue
+        for key, defined, what in (("kpis", kpis, "KPI"), ("rules", rule_names, "rule")):
+            names = report.get(key)
+            for index, value in enumerate(names if isinstance(names, list) else []):
+                refer(("reports", job, key, index), value, defined, what, key)
+    return issues

@@ -1,0 +1,171 @@
+"""A job run: query each KPI once for every entity, then evaluate the job's rules into findings.
+
+A KPI whose query fails is recorded and its rules are not evaluated; the rest of the job goes
+on. Rules on a KPI whose data is stale are held back too, so stale numbers never raise or
+clear an alert as if they were current; the stale-data rule speaks for them instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from reports import periods
+from reports.config import HeraldConfig, ReportConfig, RuleConfig
+from reports.errors import HeraldError, JobError, SourceError
+from reports.findings import Finding, evaluate_rule
+from reports.kpis import KpiData, load_kpi
+from reports.periods import Period
+from reports.rules.presence import Stale
+from reports.sources import Source, open_source
+
+log = logging.getLogger(__name__)
+_GRAIN_DAYS = {"day": 1, "week": 7, "month": 31}
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class JobRun:
+    job: str
+    report: ReportConfig
+    as_of: date
+    period: Period
+    previous: Period
+    window: Period
+    entities: pd.DataFrame  # indexed by entity: name and dimension columns
+    kpis: dict[str, KpiData] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # what could not be computed, and why
+    notes: list[str] = field(default_factory=list)  # rules held back on purpose
+    queries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class Sources:
+    """The run's open connections, one per source name, closed together."""
+
+    def __init__(self, config: HeraldConfig) -> None:
+        self._config = config
+        self._open: dict[str, Source] = {}
+
+    def __getitem__(self, name: str) -> Source:
+        if name not in self._open:
+            self._open[name] = open_source(name, self._config.sources[name], self._config.base_dir)
+        return self._open[name]
+
+    @property
+    def queries(self) -> int:
+        return sum(source.queries_run for source in self._open.values())
+
+    def close(self) -> None:
+        for source in self._open.values():
+            source.close()
+        self._open.clear()
+
+
+def default_as_of(config: HeraldConfig, now: datetime | None = None) -> date:
+    """Yesterday in the config's time zone: the last day whose data is complete."""
+    now = now or datetime.now(ZoneInfo(config.timezone))
+    return now.astimezone(ZoneInfo(config.timezone)).date() - timedelta(days=1)
+
+
+def query_window(config: HeraldConfig, job: str, as_of: date) -> Period:
+    """The one range of days every KPI of the job is queried over."""
+    report, week_start = config.reports[job], config.week_start
+    grain = report.period
+    trend = periods.trailing(as_of, grain, report.trend_periods, week_start)
+    starts = [trend[0].start, periods.previous(as_of, grain, week_start).start]
+    now = periods.current(as_of, grain, week_start)
+    for rule in config.rules_for(job):
+        lookback = timedelta(days=rule.when.lookback_days(grain))
+        for runs_back in range(rule.for_runs):
+            starts.append(periods.shift(now, grain, runs_back).start - lookback - timedelta(days=1))
+    return Period(min(starts), as_of)
+
+
+def check_jobs(config: HeraldConfig, jobs: list[str]) -> None:
+    for job in jobs:
+        if job not in config.reports:
+            known = ", ".join(config.reports) or "none"
+            raise JobError(f"there is no job named '{job}'", f"run one of: {known} (see `run.py list`)")
+
+
+def run_job(
+    config: HeraldConfig, job: str, as_of: date, sources: Sources, progress: Progress | None = None
+) -> JobRun:
+    check_jobs(config, [job])
+    report, tz = config.reports[job], ZoneInfo(config.timezone)
+    rules = config.rules_for(job)
+    names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
+    before = sources.queries
+    entities = load_entities(config, {config.kpis[n].entity for n in names}, sources)
+    run = JobRun(
+        job,
+        report,
+        as_of,
+        period=periods.current(as_of, report.period, config.week_start),
+        previous=periods.previous(as_of, report.period, config.week_start),
+        window=query_window(config, job, as_of),
+        entities=entities,
+    )
+    for step, name in enumerate(names, start=1):
+        if progress:
+            progress(f"querying {name}", step, len(names))
+        kpi = config.kpis[name]
+        try:
+            run.kpis[name] = load_kpi(
+                name, kpi, sources[kpi.source], run.window, as_of, tz, entities.index.tolist()
+            )
+        except HeraldError as exc:
+            log.warning("%s", exc)
+            run.failures.append(str(exc))
+    for rule in rules:
+        run.findings.extend(_evaluate(run, rule, config, tz, entities["name"]))
+    run.findings.sort(key=lambda f: f.sort_key)
+    run.queries = sources.queries - before
+    return run
+
+
+def _evaluate(
+    run: JobRun, rule: RuleConfig, config: HeraldConfig, tz: ZoneInfo, names: pd.Series
+) -> list[Finding]:
+    kpi = run.kpis.get(rule.kpi)
+    if kpi is None:
+        run.failures.append(f"rule '{rule.name}' was not evaluated: KPI '{rule.kpi}' could not be computed")
+        return []
+    if not isinstance(rule.when, Stale) and kpi.is_stale(run.as_of, tz):
+        run.notes.append(f"rule '{rule.name}' was held back: the data of KPI '{rule.kpi}' is stale")
+        return []
+    return evaluate_rule(rule, kpi, run.as_of, run.report.period, config.week_start, tz, names)
+
+
+def load_entities(config: HeraldConfig, kinds: set[str], sources: Sources) -> pd.DataFrame:
+    """Names and dimensions of every entity the job's KPIs are about: one query per kind."""
+    frames = []
+    for kind in sorted(kinds):
+        if kind not in config.entities:
+            frames.append(pd.DataFrame(columns=["name"]).rename_axis("entity"))
+            continue
+        entity = config.entities[kind]
+        try:
+            frame = sources[entity.source].query(entity.sql, {})
+        except HeraldError as exc:
+            raise SourceError(f"entities '{kind}': {exc.message}", exc.hint) from None
+        wanted = ["entity", "name", *entity.dimensions]
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise SourceError(
+                f"entities '{kind}': the query returned no {', '.join(missing)} column",
+                f"select {', '.join(wanted)} (alias them with AS)",
+            )
+        frame["entity"] = frame["entity"].astype(str)
+        frames.append(frame.set_index("entity"))
+    return pd.concat(frames) if frames else pd.DataFrame(columns=["name"]).rename_axis("entity")

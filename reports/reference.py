@@ -1,0 +1,111 @@
+"""The config reference in Markdown, generated from the models so the README cannot drift."""
+
+from __future__ import annotations
+
+import types
+import typing
+from datetime import timedelta
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from notifiers import _CHANNELS
+from reports.config import (
+    BusinessHours,
+    EntityConfig,
+    HeraldConfig,
+    KpiConfig,
+    OwnerColumns,
+    ReportConfig,
+    RuleConfig,
+    Schedule,
+)
+from reports.configtypes import _run_count
+from reports.rules import _CONDITIONS
+from reports.sources import source_types
+
+BEGIN = "<!-- config-reference:begin -->"
+END = "<!-- config-reference:end -->"
+
+
+def _type(annotation: Any) -> str:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is typing.Annotated:
+        base = args[0]
+        return _type(base)
+    if origin is Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_type(a) for a in args if a is not type(None)))
+    if origin in (list, tuple):
+        return f"list of {_type(args[0])}"
+    if origin is dict:
+        return f"mapping of name to {_type(args[1])}"
+    if annotation is timedelta:
+        return "duration"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if value in (None, "", [], {}) or value is PydanticUndefined:
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, BaseModel):
+        return "see below"
+    return f"`{value}`"
+
+
+def _section(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+    lines = [f"### `{title}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        key = field.alias or name
+        kind = (
+            "runs"
+            if any(getattr(m, "func", None) is _run_count for m in field.metadata)
+            else _type(field.annotation)
+        )
+        lines.append(f"| `{key}` | {kind} | {_default(field)} | {field.description or ''} |")
+    return [*lines, ""]
+
+
+def config_reference() -> str:
+    lines = [
+        "## Config reference",
+        "",
+        "Generated from Herald's config models (`python run.py schema --markdown`); "
+        "a test keeps this section equal to that output.",
+        "",
+    ]
+    lines += _section("(top level)", HeraldConfig)
+    for name, cls in source_types().items():
+        lines += _section(f"sources.<name> (type: {name})", cls.config_model)
+    lines += _section("entities.<kind>", EntityConfig)
+    lines += _section("entities.<kind>.owner", OwnerColumns)
+    lines += _section("kpis.<name>", KpiConfig)
+    lines += _section("kpis.<name>.business_hours", BusinessHours)
+    lines += _section("rules[]", RuleConfig)
+    seen: set[type] = set()
+    for kind, cls in _CONDITIONS.items():
+        if cls in seen:
+            continue
+        seen.add(cls)
+        kinds = [k for k, c in _CONDITIONS.items() if c is cls]
+        lines += [f"#### `when: {{{' | '.join(kinds)}: ...}}`", "", (cls.__doc__ or "").strip(), ""]
+        spec = cls.model_fields[kind].annotation
+        if isinstance(spec, type) and issubclass(spec, BaseModel):
+            lines += _section(f"when.{kind}", spec)
+    lines += _section("reports.<job>", ReportConfig)
+    lines += _section("reports.<job>.schedule", Schedule)
+    for channel, model in _CHANNELS.items():
+        target = model.model_fields[channel].annotation
+        lines += _section(f"reports.<job>.deliver[].{channel}", target)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,91 @@
+"""Rules: conditions over KPI data that return findings. Rules send nothing.
+
+Each condition type is parsed from the single key of a rule's `when:` mapping and registered
+by that key, so a new type is one module that calls `register` and the union below grows.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from reports import periods
+from reports.formatting import format_value
+from reports.kpis import KpiData
+from reports.model_base import HeraldModel, one_key_union
+from reports.periods import Grain, Period
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a condition sees: one KPI's data and the run's clock."""
+
+    kpi: KpiData
+    as_of: date
+    grain: Grain
+    week_start: str
+    tz: ZoneInfo
+
+    @property
+    def current(self) -> Period:
+        return periods.current(self.as_of, self.grain, self.week_start)
+
+    @property
+    def previous(self) -> Period:
+        return periods.previous(self.as_of, self.grain, self.week_start)
+
+    def fmt(self, value: float | None) -> str:
+        return format_value(value, self.kpi.config.unit)
+
+
+class Condition(HeraldModel):
+    """A rule's `when:`; `evaluate` returns one row per entity that meets it."""
+
+    kinds: ClassVar[tuple[str, ...]]
+
+    def lookback_days(self, grain: Grain) -> int:
+        """How many days before the current period the condition reads."""
+        return 0
+
+    @abstractmethod
+    def evaluate(self, ctx: RuleContext) -> pd.DataFrame:
+        """Rows indexed by entity with columns value, reference, threshold and message."""
+
+
+_CONDITIONS: dict[str, type[Condition]] = {}
+
+
+def register(cls: type[Condition]) -> type[Condition]:
+    for kind in cls.kinds:
+        _CONDITIONS[kind] = cls
+    return cls
+
+
+def condition_kinds() -> list[str]:
+    return list(_CONDITIONS)
+
+
+def condition_type() -> Any:
+    """The pydantic type of `when:`: a union of every registered condition, tagged by its key."""
+    return one_key_union(_CONDITIONS, "`when`")
+
+
+def hits(index: Any, value: Any, reference: Any, limit: Any, message: Any) -> pd.DataFrame:
+    """A condition's result: one row per entity that met it."""
+    frame = pd.DataFrame(
+        {"value": value, "reference": reference, "threshold": limit, "message": message}, index=index
+    )
+    frame.index.name = "entity"
+    return frame
+
+
+# Built-in conditions register themselves on import.
+import reports.rules.anomaly  # noqa: E402
+import reports.rules.change  # noqa: E402
+import reports.rules.presence  # noqa: E402
+import reports.rules.threshold  # noqa: E402, F401

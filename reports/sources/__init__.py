@@ -1,0 +1,96 @@
+"""Warehouse sources: one small interface, types registered by name.
+
+A source knows SQL and connections, nothing of rules, reports or channels. KPI SQL
+names its parameters `@start`, `@end`, `@as_of` and `@entities`; each source binds
+them in its own driver's style, never by formatting values into the text.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from reports.errors import SourceError
+from reports.model_base import HeraldModel
+
+# Strings, quoted identifiers and comments are copied as they are; `@name` outside them is a parameter.
+_TOKENS = re.compile(
+    r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(`[^`]*`)|(--[^\n]*)|(/\*.*?\*/)|@([A-Za-z_][A-Za-z0-9_]*)""",
+    re.DOTALL,
+)
+
+
+def parameters_in(sql: str) -> list[str]:
+    """The `@name` parameters a query uses, in order of first use."""
+    names = [m[6] for m in _TOKENS.finditer(sql) if m[6]]
+    return list(dict.fromkeys(names))
+
+
+def bind_style(sql: str, placeholder: Callable[[str], str]) -> str:
+    """Rewrite `@name` parameters into a driver's placeholder syntax."""
+    return _TOKENS.sub(lambda m: placeholder(m[6]) if m[6] else m[0], sql)
+
+
+class SourceConfig(HeraldModel):
+    """Fields every source type shares; each type adds its own."""
+
+    type: str
+
+
+class Source(ABC):
+    """A warehouse connection that runs parameterised SQL and returns a DataFrame."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[SourceConfig]]
+
+    def __init__(self, name: str, config: SourceConfig, base_dir: Path) -> None:
+        self.name = name
+        self.config = config
+        self.base_dir = base_dir
+        self.queries_run = 0
+
+    def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run `sql` with the parameters it names bound from `params`."""
+        used = parameters_in(sql)
+        missing = [name for name in used if name not in params]
+        if missing:
+            allowed = ", ".join(f"@{p}" for p in params)
+            raise SourceError(
+                f"the query uses @{missing[0]}, which Herald does not provide",
+                f"use only {allowed}",
+            )
+        self.queries_run += 1
+        return self._run(sql, {name: params[name] for name in used})
+
+    @abstractmethod
+    def _run(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+        """Execute one query; raise SourceError with the warehouse's own words on failure."""
+
+    def close(self) -> None:  # noqa: B027 — most sources have nothing to release
+        """Release connections."""
+
+
+_TYPES: dict[str, type[Source]] = {}
+
+
+def register(cls: type[Source]) -> type[Source]:
+    """Class decorator: make a source type available to config.yaml by its `type_name`."""
+    _TYPES[cls.type_name] = cls
+    return cls
+
+
+def source_types() -> dict[str, type[Source]]:
+    return dict(_TYPES)
+
+
+def open_source(name: str, config: SourceConfig, base_dir: Path) -> Source:
+    return _TYPES[config.type](name, config, base_dir)
+
+
+# Built-in types register themselves on import, the same way a third-party type would.
+from reports.sources import duckdb as _duckdb  # noqa: E402, F401

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Herald's command line: parses arguments and calls the engine (`reports.commands`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+from reports.errors import ConfigError, HeraldError, UsageError
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date; write it as YYYY-MM-DD") from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file (config.yaml)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what Herald does")
+    main = argparse.ArgumentParser(prog="run.py", description="Herald: scheduled KPI reports and alerts.")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("validate", parents=[common], help="check the config; exit 2 listing every error")
+    schema = commands.add_parser("schema", parents=[common], help="print the config's JSON Schema")
+    schema.add_argument("--markdown", action="store_true", help="print the config reference instead")
+    commands.add_parser("list", parents=[common], help="jobs, their next run, formats and recipients")
+
+    run = commands.add_parser("run", parents=[common], help="run jobs now for an as-of date")
+    run.add_argument("jobs", nargs="*", metavar="JOB", help="jobs to run (see `list`)")
+    run.add_argument("--all", action="store_true", help="run every job")
+    run.add_argument("--as-of", type=_date, help="the last day of data to use (default: yesterday)")
+    run.add_argument("--dry-run", action="store_true", help="deliver nothing, only to the outbox")
+    run.add_argument("--json", action="store_true", help="print findings as JSON")
+    run.add_argument("--out", type=Path, help="also write each job's findings under OUT/JOB/AS_OF/")
+
+    demo = commands.add_parser("demo-data", parents=[common], help="build the embedded demo warehouse")
+    demo.add_argument("--projects", type=_positive, default=400, help="number of projects (400)")
+    demo.add_argument("--days", type=_positive, default=120, help="days of history (120)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    demo.add_argument("--out", type=Path, default=Path("data/demo.duckdb"), help="the DuckDB file to write")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+    )
+    from reports import commands  # after parsing, so `--help` stays fast
+
+    try:
+        if args.command == "validate":
+            return commands.validate(args.config)
+        if args.command == "schema":
+            return commands.schema(args.markdown)
+        if args.command == "list":
+            return commands.list_jobs(args.config)
+        if args.command == "run":
+            if bool(args.jobs) == args.all:
+                raise UsageError("name the jobs to run, or pass --all", "see `python run.py list`")
+            return commands.run(args.config, args.jobs, args.as_of, args.json, args.out)
+        if args.command == "demo-data":
+            try:
+                return commands.demo_data(args.out, args.projects, args.days, args.seed)
+            except ValueError as exc:
+                raise UsageError(str(exc), "pass larger --projects or --days") from None
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    except HeraldError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("herald: stopped", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -109,6 +109,7 @@ def _issues_from(error: dict[str, Any], located: Located) -> list[ConfigIssue]:
         field = error["loc"][-1]
         return [located.issue(path, f"{where} is missing '{field}'", f"add `{field}:` here")]
     if kind == "herald":
+        where = _where(path[:-1]) if on_key else where  # a bad name speaks of its section
         return [located.issue(path, f"{where}: {error['msg']}", ctx.get("hint", ""), key=on_key)]
     if kind == "union_tag_invalid":
         tags = ctx["expected_tags"].replace("'", "")

@@ -1,0 +1,82 @@
+"""Shared fixtures: the demo warehouse built once per session, and a CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import run as cli
+from reports import demo
+from reports.config import KpiConfig
+from reports.kpis import KpiData
+from reports.periods import Period
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo warehouse at its default size and seed, as `make run` builds it."""
+    path = tmp_path_factory.mktemp("warehouse") / "demo.duckdb"
+    demo.build(path)
+    return path
+
+
+@pytest.fixture
+def demo_config(tmp_path: Path, demo_db: Path) -> Path:
+    """The repository's config.yaml in a folder whose data/demo.duckdb is the session's warehouse."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo.duckdb").symlink_to(demo_db)
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path / "config.yaml"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def herald(capsys: pytest.CaptureFixture[str]):
+    """Run `python run.py ...` in-process and capture what it prints."""
+
+    def invoke(*args: str) -> Result:
+        code = cli.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def kpi_data(
+    rows: list[tuple],
+    aggregate: str = "sum",
+    unit: str = "count",
+    freshness: str | None = None,
+    newest: object = None,
+) -> KpiData:
+    """A KPI built by hand: rows of (entity, day, value) or (entity, day, numerator, denominator)."""
+    columns = (
+        ["entity", "day", "numerator", "denominator"] if aggregate == "ratio" else ["entity", "day", "value"]
+    )
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["day"] = pd.to_datetime(frame["day"])
+    for column in columns[2:]:
+        frame[column] = frame[column].astype(float)
+    config = KpiConfig(
+        label="Events", source="demo", sql="SELECT 1", aggregate=aggregate, unit=unit, freshness=freshness
+    )
+    days = frame["day"]
+    window = (
+        Period(days.min().date(), days.max().date())
+        if len(frame)
+        else Period(date(2026, 1, 1), date(2026, 1, 1))
+    )
+    return KpiData("events", config, frame, newest, window)

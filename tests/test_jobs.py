@@ -1,0 +1,169 @@
+"""Jobs end to end on the demo warehouse, through the command line."""
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from reports import demo
+from reports.commands import next_fire
+from reports.configload import load_config
+from reports.jobs import Sources, run_job
+from tests.conftest import ROOT
+
+INCIDENT_DAY = "2026-11-22"
+CLEAN_DAYS = ["2026-10-27", "2026-11-08", "2026-11-16"]
+
+
+def test_cs_alerts_find_every_planted_incident_and_nothing_else(herald, demo_config):
+    result = herald("run", "cs_daily_alerts", "--as-of", INCIDENT_DAY, "--json", "--config", demo_config)
+    assert result.code == 0, result.err
+    run = json.loads(result.out)
+    found = {(f["rule"], f["entity"]) for f in run["findings"]}
+    assert found == {(i.rule, i.entity) for i in demo.INCIDENTS}
+    assert run["failures"] == [] and run["notes"] == []
+    by_rule = {f["rule"]: f for f in run["findings"]}
+    assert by_rule["crm_sync_failing"]["severity"] == "critical"
+    assert by_rule["crm_sync_failing"]["entity_name"] == "Nimbus Paper"
+    assert by_rule["collection_stopped"]["message"].endswith("(for 2 runs)")
+
+
+@pytest.mark.parametrize("as_of", CLEAN_DAYS)
+def test_cs_alerts_are_quiet_on_clean_days(herald, demo_config, as_of):
+    result = herald("run", "cs_daily_alerts", "--as-of", as_of, "--json", "--config", demo_config)
+    assert result.code == 0
+    assert json.loads(result.out)["findings"] == []
+
+
+def test_the_findings_table(herald, demo_config):
+    result = herald("run", "cs_daily_alerts", "--as-of", INCIDENT_DAY, "--config", demo_config)
+    lines = result.out.splitlines()
+    assert lines[0].startswith("cs_daily_alerts — 2026-11-22 (as of 2026-11-22): 5 findings")
+    assert lines[1].split() == ["SEVERITY", "RULE", "ENTITY", "VALUE", "MESSAGE"]
+    assert any("crm_sync_failing" in line and "15.6%" in line for line in lines)
+
+
+def test_queries_do_not_grow_with_entities(tmp_path: Path):
+    counts = {}
+    for projects in (20, 120):
+        folder = tmp_path / str(projects)
+        demo.build(folder / "data" / "demo.duckdb", projects=projects, days=90)
+        (folder / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+        config = load_config(folder / "config.yaml")
+        sources = Sources(config)
+        runs = [run_job(config, job, datetime(2026, 11, 22).date(), sources) for job in config.reports]
+        sources.close()
+        counts[projects] = [r.queries for r in runs]
+        assert all(r.ok for r in runs)
+    assert counts[20] == counts[120]
+    config = load_config(ROOT / "config.yaml")
+    kpis = {
+        job: {*r.kpis, *(config.rule(n).kpi for n in (r.rules or []))} for job, r in config.reports.items()
+    }
+    assert counts[20] == [len(kpis[job]) + 1 for job in config.reports]  # one per KPI, one for entity names
+
+
+def test_a_broken_kpi_fails_alone(herald, demo_config):
+    text = demo_config.read_text().replace("FROM crm_syncs WHERE", "FROM crm_sync WHERE")
+    demo_config.write_text(text)
+    result = herald("run", "cs_daily_alerts", "--as-of", INCIDENT_DAY, "--config", demo_config)
+    assert result.code == 1
+    assert "FAILED: KPI 'crm_sync_rate': Catalog Error: Table with name crm_sync does not exist" in result.out
+    assert (
+        "FAILED: rule 'crm_sync_failing' was not evaluated: KPI 'crm_sync_rate' could not be computed"
+        in result.out
+    )
+    assert "collection_stopped" in result.out and "usage_drop" in result.out  # the rest went on
+
+
+def test_a_missing_warehouse_names_the_fix(herald, tmp_path):
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    result = herald("run", "cs_daily_alerts", "--config", tmp_path / "config.yaml")
+    assert result.code == 1
+    assert "demo.duckdb does not exist" in result.err and "run.py demo-data" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_run_all_writes_findings_under_out(herald, demo_config, tmp_path):
+    out = tmp_path / "out"
+    result = herald("run", "--all", "--as-of", INCIDENT_DAY, "--out", out, "--config", demo_config)
+    assert result.code == 0, result.err
+    for job in ("executive_weekly", "cs_daily_alerts", "analyst_monthly"):
+        saved = json.loads((out / job / INCIDENT_DAY / "findings.json").read_text())
+        assert saved["job"] == job and saved["as_of"] == INCIDENT_DAY
+    weekly = json.loads((out / "executive_weekly" / INCIDENT_DAY / "findings.json").read_text())
+    assert weekly["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "name the jobs to run, or pass --all"),
+        (["run", "cs_daily_alerts", "--all"], "name the jobs to run, or pass --all"),
+        (["run", "weekly"], "there is no job named 'weekly'"),
+    ],
+)
+def test_argument_mistakes_exit_2(herald, demo_config, args, message):
+    result = herald(*args, "--config", demo_config)
+    assert result.code == 2 and message in result.err
+
+
+def test_bad_dates_exit_2_without_a_traceback():
+    process = subprocess.run(
+        [sys.executable, "run.py", "run", "cs_daily_alerts", "--as-of", "2026-02-30"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode == 2
+    assert "'2026-02-30' is not a date; write it as YYYY-MM-DD" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_the_real_entry_point_runs_a_job(demo_config):
+    process = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "run", "cs_daily_alerts", "--as-of", INCIDENT_DAY],
+        cwd=demo_config.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "5 findings" in process.stdout
+
+
+def test_list_shows_next_runs_in_each_jobs_time_zone(herald, demo_config):
+    result = herald("list", "--config", demo_config)
+    assert result.code == 0
+    header, _, *rows = result.out.splitlines()
+    assert header.split()[:4] == ["JOB", "ROLE", "SCHEDULE", "NEXT"]
+    assert any(r.startswith("executive_weekly") and "email: ceo@example.com" in r for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # The Monday after London leaves summer time: 08:00 GMT is 08:00 UTC.
+        (
+            datetime(2026, 10, 24, 12, tzinfo=ZoneInfo("UTC")),
+            datetime(2026, 10, 26, 8, tzinfo=ZoneInfo("UTC")),
+        ),
+        # The Monday after it enters summer time: 08:00 BST is 07:00 UTC.
+        (datetime(2026, 3, 28, 12, tzinfo=ZoneInfo("UTC")), datetime(2026, 3, 30, 7, tzinfo=ZoneInfo("UTC"))),
+        # Monday 08:30 has missed this week's run.
+        (
+            datetime(2026, 11, 23, 8, 30, tzinfo=ZoneInfo("UTC")),
+            datetime(2026, 11, 30, 8, tzinfo=ZoneInfo("UTC")),
+        ),
+    ],
+)
+def test_next_fire_time_is_in_the_schedules_time_zone(now, expected):
+    config = load_config(ROOT / "config.yaml")
+    fire = next_fire(config, "executive_weekly", now)
+    assert fire == expected
+    assert fire.tzinfo is not None and fire.strftime("%H:%M") == "08:00"

@@ -1,0 +1,181 @@
+"""The KPI engine against real DuckDB files: shapes, bound parameters, ratios, roll-ups, hours."""
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+import pytest
+
+from reports.config import KpiConfig
+from reports.errors import KpiError
+from reports.kpis import load_kpi
+from reports.periods import Period
+from reports.sources.duckdb import DuckDBConfig, DuckDBSource
+
+LONDON = ZoneInfo("Europe/London")
+WEEK = Period(date(2026, 3, 2), date(2026, 3, 8))
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBSource:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("""
+            CREATE TABLE stats AS SELECT * FROM (VALUES
+                ('a', DATE '2026-03-02', 10, 1, 10, 'free'),
+                ('a', DATE '2026-03-03', 20, 90, 100, 'free'),
+                ('b', DATE '2026-03-02', 5, 5, 10, 'pro'),
+                ('b', DATE '2026-03-03', 7, 0, 0, 'pro'),
+                ('c', DATE '2026-03-03', 1, 1, 1, 'pro')
+            ) t(entity, day, value, ok, total, plan)
+        """)
+        # Every UTC hour from Thursday 22 Oct to Wednesday 28 Oct 2026; London leaves summer time
+        # at 01:00 UTC on Sunday 25 Oct, so that local day has 25 hours.
+        con.execute("""
+            CREATE TABLE hourly AS SELECT 'a' AS entity, h AS hour, 1 AS value
+            FROM range(TIMESTAMP '2026-10-21 23:00', TIMESTAMP '2026-10-29 00:00', INTERVAL 1 HOUR) r(h)
+        """)
+    return DuckDBSource("w", DuckDBConfig(type="duckdb", path=path), tmp_path)
+
+
+def kpi(sql: str, **fields) -> KpiConfig:
+    return KpiConfig(label="Test KPI", source="w", sql=sql, **fields)
+
+
+def load(source, config, window=WEEK, entities=("a", "b", "c")):
+    return load_kpi("test", config, source, window, window.end, LONDON, list(entities))
+
+
+@pytest.mark.parametrize(
+    ("sql", "fields", "message", "hint"),
+    [
+        ("SELECT entity, day FROM stats", {}, "without value", "select exactly entity, day, value"),
+        (
+            "SELECT entity, day, value FROM stats",
+            {"aggregate": "ratio"},
+            "without numerator, denominator",
+            "numerator, denominator",
+        ),
+        (
+            "SELECT entity, CAST(day AS VARCHAR) AS day, value FROM stats",
+            {},
+            "holds str values, not dates",
+            "select a DATE",
+        ),
+        (
+            "SELECT entity, day, plan AS value FROM stats",
+            {},
+            "holds 'free', which is not a number",
+            "numeric value",
+        ),
+        (
+            "SELECT 'x' AS entity, DATE '2026-03-02' AS day, 1 AS value FROM stats",
+            {},
+            "entity 'x' has 5 rows for day 2026-03-02",
+            "GROUP BY entity, day",
+        ),
+        ("SELECT NULL AS entity, day, value FROM stats", {}, "5 rows have no entity", "filter out"),
+        ("SELECT entity, day, value FORM stats", {}, "syntax error", "fix the SQL"),
+        ("SELECT entity, day, value FROM stats WHERE day = @today", {}, "uses @today", "use only @start"),
+        ("SELECT entity, day, value FROM no_such_table", {}, "no_such_table", "fix the SQL"),
+    ],
+)
+def test_bad_queries_name_the_kpi_and_the_fix(warehouse, sql, fields, message, hint):
+    with pytest.raises(KpiError) as caught:
+        load(warehouse, kpi(sql, **fields))
+    assert caught.value.message.startswith("KPI 'test': ")
+    assert message in caught.value.message
+    assert hint in caught.value.hint
+
+
+def test_parameters_are_bound_not_formatted(warehouse):
+    sneaky = "a'); DROP TABLE stats; --"
+    config = kpi(
+        "SELECT entity, day, value FROM stats "
+        "WHERE day BETWEEN @start AND @end AND entity IN (SELECT UNNEST(@entities)) "
+        "AND '@start' = '@start' -- @nothing here is a parameter"
+    )
+    data = load(warehouse, config, entities=["a", sneaky])
+    assert set(data.frame["entity"]) == {"a"}
+    assert warehouse.query("SELECT COUNT(*) AS n FROM stats", {})["n"].iloc[0] == 5
+
+
+def test_rows_outside_the_window_are_clipped_even_when_the_sql_ignores_it(warehouse):
+    data = load(
+        warehouse,
+        kpi("SELECT entity, day, value FROM stats"),
+        window=Period(date(2026, 3, 3), date(2026, 3, 3)),
+    )
+    assert sorted(data.frame["day"].dt.date.unique()) == [date(2026, 3, 3)]
+
+
+def test_ratios_are_pooled_in_values_totals_and_rollups(warehouse):
+    data = load(
+        warehouse,
+        kpi(
+            "SELECT entity, day, ok AS numerator, total AS denominator FROM stats",
+            aggregate="ratio",
+            unit="percent",
+        ),
+    )
+    values = data.values(WEEK)
+    assert values["a"] == pytest.approx(91 / 110)  # not the mean of 10% and 90%
+    assert values["b"] == pytest.approx(5 / 10)  # a day with no attempts adds nothing
+    assert data.total(WEEK) == pytest.approx(97 / 121)
+    plans = pd.Series({"a": "free", "b": "pro", "c": "pro"}, name="plan")
+    by_plan = data.rollup(plans, WEEK)
+    assert by_plan["pro"] == pytest.approx(6 / 11)
+
+
+def test_sums_means_and_last_values(warehouse):
+    sql = "SELECT entity, day, value FROM stats"
+    assert load(warehouse, kpi(sql)).values(WEEK).to_dict() == {"a": 30, "b": 12, "c": 1}
+    assert load(warehouse, kpi(sql, aggregate="mean")).values(WEEK)["a"] == 15
+    assert load(warehouse, kpi(sql, aggregate="last")).values(WEEK)["b"] == 7
+    assert load(warehouse, kpi(sql, aggregate="max")).total(WEEK) == 20  # the largest of any entity, any day
+
+
+def test_series_gives_a_value_per_period(warehouse):
+    data = load(warehouse, kpi("SELECT entity, day, value FROM stats"))
+    table = data.series(
+        [Period(date(2026, 3, 2), date(2026, 3, 2)), Period(date(2026, 3, 3), date(2026, 3, 3))]
+    )
+    assert table.loc["a"].tolist() == [10, 20]
+    assert pd.isna(table.loc["c", 0]) and table.loc["c", 1] == 1
+
+
+def test_hourly_rows_fold_into_local_days_across_a_dst_change(warehouse):
+    week = Period(date(2026, 10, 22), date(2026, 10, 28))
+    data = load(
+        warehouse,
+        kpi("SELECT entity, hour, value FROM hourly WHERE hour BETWEEN @start AND @end", grain="hour"),
+        window=week,
+    )
+    per_day = data.series([Period(d, d) for d in (week.start + timedelta(days=i) for i in range(7))])
+    assert per_day.loc["a"].tolist() == [24, 24, 24, 25, 24, 24, 24]
+    assert data.values(week)["a"] == 7 * 24 + 1
+    assert data.newest == datetime(2026, 10, 29, 0, tzinfo=ZoneInfo("UTC"))
+
+
+def test_business_hours_follow_local_time_across_a_dst_change(warehouse):
+    week = Period(date(2026, 10, 22), date(2026, 10, 28))
+    config = kpi(
+        "SELECT entity, hour, value FROM hourly",
+        grain="hour",
+        business_hours={"start": "09:00", "end": "18:00", "days": ["thursday", "monday"]},
+    )
+    data = load(warehouse, config, window=week)
+    per_day = data.frame.set_index("day")["value"]
+    # Thursday (summer time) and Monday (winter time) each count their nine local business hours.
+    assert per_day.to_dict() == {pd.Timestamp("2026-10-22"): 9, pd.Timestamp("2026-10-26"): 9}
+
+
+def test_freshness_and_age(warehouse):
+    config = kpi("SELECT entity, day, value FROM stats", freshness="1 day")
+    data = load(warehouse, config, window=Period(date(2026, 3, 2), date(2026, 3, 5)))
+    assert data.newest == datetime(2026, 3, 4, tzinfo=LONDON)  # the end of the newest day, the 3rd
+    assert data.age(date(2026, 3, 5), LONDON) == timedelta(days=2)
+    assert data.is_stale(date(2026, 3, 5), LONDON)
+    assert not data.is_stale(date(2026, 3, 4), LONDON)

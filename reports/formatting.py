@@ -30,7 +30,7 @@ def format_change(change: float | None, unit: str = "count") -> str:
     """An absolute change, signed; percentage-unit KPIs change by percentage points."""
     if is_missing(change):
         return MISSING
-    sign = "+" if change > 0 else "−" if change < 0 else "±"
+    sign = "+" if change > 0 else "−" if change < 0 else ""
     if unit == "percent":
         return f"{sign}{abs(change) * 100:,.1f} pp"
     return sign + format_value(abs(change), unit)
@@ -39,7 +39,7 @@ def format_change(change: float | None, unit: str = "count") -> str:
 def format_change_pct(change_pct: float | None) -> str:
     if is_missing(change_pct) or math.isinf(change_pct):
         return MISSING
-    sign = "+" if change_pct > 0 else "−" if change_pct < 0 else "±"
+    sign = "+" if change_pct > 0 else "−" if change_pct < 0 else ""
     return f"{sign}{abs(change_pct):,.1f}%"
 
 

@@ -48,6 +48,10 @@ class JobRun:
     def ok(self) -> bool:
         return not self.failures
 
+    def groups(self, dimension: str) -> pd.Series:
+        """Entity → its plan, region, industry or owner, for `KpiData.rollup` and `series`."""
+        return self.entities[dimension].rename(dimension)
+
 
 class Sources:
     """The run's open connections, one per source name, closed together."""

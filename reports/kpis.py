@@ -12,7 +12,6 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
 from reports.errors import HeraldError, KpiError
@@ -53,6 +52,21 @@ def aggregate(frame: pd.DataFrame, keys: list[str], how: str) -> pd.Series:
     return latest.groupby(keys, sort=True)["value"].last().astype(float).reindex(grouped.size().index)
 
 
+def compare(current: pd.Series, reference: pd.Series) -> pd.DataFrame:
+    """Value, reference, change and change % per entity, for entities that have a current value.
+
+    A missing reference leaves both changes missing; a zero reference leaves the % change
+    missing, since a change from nothing has no size in percent.
+    """
+    current = current.dropna()
+    reference = reference.reindex(current.index)
+    change = current - reference
+    change_pct = change / reference.abs().where(reference != 0) * 100
+    return pd.DataFrame(
+        {"value": current, "reference": reference, "change": change, "change_pct": change_pct}
+    )
+
+
 def combine_entities(frame: pd.DataFrame, groups: pd.Series, how: str) -> pd.DataFrame:
     """Add entities together day by day within each group (plan, region, owner, or all)."""
     keyed = frame.assign(group=frame["entity"].map(groups)).dropna(subset=["group"])
@@ -83,6 +97,10 @@ class KpiData:
     def values(self, period: Period) -> pd.Series:
         """Each entity's value over `period`, indexed by entity."""
         return aggregate(self._within(period), ["entity"], self.how)
+
+    def compare(self, current: Period, previous: Period) -> pd.DataFrame:
+        """Each entity's value over `current` against `previous`, with change and change %."""
+        return compare(self.values(current), self.values(previous))
 
     def total(self, period: Period) -> float:
         """All entities together over `period`."""
@@ -275,7 +293,3 @@ def _hours_to_days(
     folded = frame.groupby(["entity", "day"], sort=True)[measures]
     how = {"mean": "mean", "max": "max", "last": "last"}.get(config.aggregate, "sum")
     return getattr(folded, how)().reset_index(), newest
-
-
-def empty_series() -> pd.Series:
-    return pd.Series(dtype=float, index=pd.Index([], name="entity"), name="value").astype(np.float64)

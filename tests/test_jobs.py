@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reports import demo
+from reports import demo, periods
 from reports.commands import next_fire
 from reports.configload import load_config
 from reports.jobs import Sources, run_job
@@ -167,3 +167,21 @@ def test_next_fire_time_is_in_the_schedules_time_zone(now, expected):
     fire = next_fire(config, "executive_weekly", now)
     assert fire == expected
     assert fire.tzinfo is not None and fire.strftime("%H:%M") == "08:00"
+
+
+def test_a_job_run_rolls_up_by_dimension(demo_config):
+    config = load_config(demo_config)
+    sources = Sources(config)
+    run = run_job(config, "executive_weekly", datetime(2026, 11, 22).date(), sources)
+    sources.close()
+    events = run.kpis["events"]
+    by_plan = events.rollup(run.groups("plan"), run.period)
+    assert set(by_plan.index) == {"free", "pro", "enterprise"}
+    assert by_plan.sum() == pytest.approx(events.total(run.period))
+    bounce = run.kpis["bounce_rate"]
+    by_region = bounce.rollup(run.groups("region"), run.period)
+    assert by_region.min() <= bounce.total(run.period) <= by_region.max()  # pooled, so in between
+    cards = events.compare(run.period, run.previous)
+    assert {"value", "reference", "change", "change_pct"} <= set(cards.columns)
+    trend = events.series(periods.trailing(run.as_of, "week", 12), run.groups("owner"))
+    assert trend.shape[1] == 12 and set(trend.index) == set(run.entities["owner"])

@@ -8,8 +8,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from reports.config import KpiConfig
+from reports.config import KpiConfig, RuleConfig
 from reports.errors import KpiError
+from reports.findings import evaluate_rule
 from reports.kpis import load_kpi
 from reports.periods import Period
 from reports.sources.duckdb import DuckDBConfig, DuckDBSource
@@ -31,11 +32,11 @@ def warehouse(tmp_path: Path) -> DuckDBSource:
                 ('c', DATE '2026-03-03', 1, 1, 1, 'pro')
             ) t(entity, day, value, ok, total, plan)
         """)
-        # Every UTC hour from Thursday 22 Oct to Wednesday 28 Oct 2026; London leaves summer time
+        # Every UTC hour from Monday 12 Oct to Wednesday 28 Oct 2026; London leaves summer time
         # at 01:00 UTC on Sunday 25 Oct, so that local day has 25 hours.
         con.execute("""
             CREATE TABLE hourly AS SELECT 'a' AS entity, h AS hour, 1 AS value
-            FROM range(TIMESTAMP '2026-10-21 23:00', TIMESTAMP '2026-10-29 00:00', INTERVAL 1 HOUR) r(h)
+            FROM range(TIMESTAMP '2026-10-11 23:00', TIMESTAMP '2026-10-29 00:00', INTERVAL 1 HOUR) r(h)
         """)
     return DuckDBSource("w", DuckDBConfig(type="duckdb", path=path), tmp_path)
 
@@ -179,3 +180,14 @@ def test_freshness_and_age(warehouse):
     assert data.age(date(2026, 3, 5), LONDON) == timedelta(days=2)
     assert data.is_stale(date(2026, 3, 5), LONDON)
     assert not data.is_stale(date(2026, 3, 4), LONDON)
+
+
+def test_a_weekly_rule_over_a_week_that_leaves_summer_time(warehouse):
+    # Monday 19 to Sunday 25 October has 169 local hours; the week before has 168.
+    week = Period(date(2026, 10, 12), date(2026, 10, 25))
+    data = load(warehouse, kpi("SELECT entity, hour, value FROM hourly", grain="hour"), window=week)
+    rule = RuleConfig.model_validate(
+        {"name": "more_hours", "kpi": "test", "when": {"change": {"vs": "previous_period", "above": 0}}}
+    )
+    (finding,) = evaluate_rule(rule, data, date(2026, 10, 25), "week", "monday", LONDON, pd.Series(dtype=str))
+    assert (finding.value, finding.reference, finding.threshold) == (169, 168, 0)

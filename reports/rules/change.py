@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from reports.formatting import format_change, format_change_pct
+from reports.kpis import compare
 from reports.model_base import HeraldModel, fail
 from reports.periods import Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
@@ -69,37 +70,24 @@ class _Change(Condition):
 
     def evaluate(self, ctx: RuleContext) -> pd.DataFrame:
         spec = self._spec()
-        current = ctx.kpi.values(ctx.current)
-        reference = _reference(spec, ctx).reindex(current.index)
-        known = current.notna() & reference.notna()
-        if self.percent:
-            known &= reference != 0
-        current, reference = current[known], reference[known]
-        delta = current - reference
-        change = delta / reference.abs() * 100 if self.percent else delta
-        met = pd.Series(False, index=change.index)
-        if spec.above is not None:
-            met |= change > spec.above
-        if spec.below is not None:
-            met |= change < spec.below
-        limit = np.where(
-            change > (spec.above if spec.above is not None else np.inf),
-            spec.above if spec.above is not None else np.nan,
-            spec.below if spec.below is not None else np.nan,
-        )
+        table = compare(ctx.kpi.values(ctx.current), _reference(spec, ctx))
+        change = table["change_pct" if self.percent else "change"].dropna()
+        above = change > spec.above if spec.above is not None else pd.Series(False, index=change.index)
+        below = change < spec.below if spec.below is not None else pd.Series(False, index=change.index)
+        met = table.loc[change.index[above | below]]
+        limit = np.where(above[above | below], spec.above or 0.0, spec.below or 0.0)
         vs = _VS_WORDS[spec.vs].format(days=spec.days)
+        if spec.vs == "same_day_last_week" and ctx.current.days > 1:
+            vs = "the same days a week earlier"
         unit = ctx.kpi.config.unit
         words = format_change_pct if self.percent else (lambda c: format_change(c, unit))
+        column = "change_pct" if self.percent else "change"
         messages = [
-            f"{ctx.kpi.config.label} {'rose' if c > 0 else 'fell'} {words(c).lstrip('+−±')} vs {vs} "
+            f"{ctx.kpi.config.label} {'rose' if c > 0 else 'fell'} {words(c).lstrip('+−')} vs {vs} "
             f"({ctx.fmt(r)} → {ctx.fmt(v)}); limit {words(lim)}"
-            for v, r, c, lim in zip(
-                current[met], reference[met], change[met], limit[met.to_numpy()], strict=True
-            )
+            for v, r, c, lim in zip(met["value"], met["reference"], met[column], limit, strict=True)
         ]
-        return hits(
-            current[met].index, current[met].values, reference[met].values, limit[met.to_numpy()], messages
-        )
+        return hits(met.index, met["value"].values, met["reference"].values, limit, messages)
 
 
 @register

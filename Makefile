@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 AS_OF ?= 2026-11-22
 DEMO_DB := data/demo.duckdb
 
-.PHONY: install run test lint format demo-data clean
+.PHONY: install run test lint format docs demo-data clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+docs: $(STAMP)
+	$(PY) -m reports.reference README.md
 
 clean:
 	rm -rf out data/demo.duckdb .pytest_cache

@@ -43,7 +43,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_date, help="the last day of data to use (default: yesterday)")
     run.add_argument("--dry-run", action="store_true", help="deliver nothing, only to the outbox")
     run.add_argument("--json", action="store_true", help="print findings as JSON")
-    run.add_argument("--out", type=Path, help="also write each job's findings under OUT/JOB/AS_OF/")
+    run.add_argument("--out", type=Path, default=Path("out"), help="write outputs under OUT/JOB/AS_OF/ (out)")
+
+    preview = commands.add_parser("preview", parents=[common], help="render a job's outputs to out/preview/")
+    preview.add_argument("job", metavar="JOB", help="the job to preview (see `list`)")
+    preview.add_argument("--as-of", type=_date, help="the last day of data to use (default: yesterday)")
+    preview.add_argument("--recipient", help="only this recipient (an owner's name, email or Slack handle)")
+    preview.add_argument("--out", type=Path, default=Path("out"), help="the output folder (out)")
 
     demo = commands.add_parser("demo-data", parents=[common], help="build the embedded demo warehouse")
     demo.add_argument("--projects", type=_positive, default=400, help="number of projects (400)")
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             if bool(args.jobs) == args.all:
                 raise UsageError("name the jobs to run, or pass --all", "see `python run.py list`")
             return commands.run(args.config, args.jobs, args.as_of, args.json, args.out)
+        if args.command == "preview":
+            return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out)
         if args.command == "demo-data":
             try:
                 return commands.demo_data(args.out, args.projects, args.days, args.seed)

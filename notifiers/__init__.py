@@ -7,6 +7,7 @@ Each channel module registers the typed config of its `deliver:` entries here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, PlainValidator, WithJsonSchema
@@ -17,7 +18,7 @@ _CHANNELS: dict[str, type[BaseModel]] = {}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def register_channel(name: str):
+def register_channel(name: str) -> Callable[[type[BaseModel]], type[BaseModel]]:
     def add(model: type[BaseModel]) -> type[BaseModel]:
         _CHANNELS[name] = model
         return model

@@ -11,10 +11,14 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from reports import demo
+from reports.build import recipients
+from reports.charts import Charts
 from reports.config import HeraldConfig
 from reports.configload import load_config
+from reports.errors import UsageError
 from reports.formatting import format_value
-from reports.jobs import JobRun, Sources, check_jobs, default_as_of, run_job
+from reports.jobs import JobRun, Progress, Sources, check_jobs, default_as_of, run_job
+from reports.outputs import render_run
 from reports.reference import config_reference
 from reports.tables import table
 
@@ -67,7 +71,7 @@ def list_jobs(config_path: Path, now: datetime | None = None) -> int:
     return 0
 
 
-def run(config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, out: Path | None) -> int:
+def run(config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, out: Path) -> int:
     config = load_config(config_path)
     as_of = as_of or default_as_of(config)
     jobs = jobs or list(config.reports)
@@ -79,17 +83,48 @@ def run(config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, o
             runs.append(run_job(config, job, as_of, sources, _progress(job)))
     finally:
         sources.close()
+    charts = Charts()
     for job_run in runs:
-        if out is not None:
-            folder = out / job_run.job / as_of.isoformat()
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "findings.json").write_text(json.dumps(_summary(job_run), indent=2) + "\n")
+        folder = out / job_run.job / as_of.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "findings.json").write_text(json.dumps(_summary(job_run), indent=2) + "\n")
+        rendered = render_run(config, job_run, folder, charts)
+        if not as_json:
+            print(
+                f"{job_run.job}: {sum(len(r.files) for r in rendered)} files for {len(rendered)} "
+                f"recipient(s) in {folder}",
+                file=sys.stderr,
+            )
     if as_json:
         summaries = [_summary(r) for r in runs]
         print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     else:
         print("\n\n".join(_describe(r) for r in runs))
     return 0 if all(r.ok for r in runs) else 1
+
+
+def preview(config_path: Path, job: str, as_of: date | None, recipient: str | None, out: Path) -> int:
+    """Render a job's outputs to out/preview/<job>/ without delivering anything."""
+    config = load_config(config_path)
+    check_jobs(config, [job])
+    as_of = as_of or default_as_of(config)
+    sources = Sources(config)
+    try:
+        job_run = run_job(config, job, as_of, sources, _progress(job))
+    finally:
+        sources.close()
+    folder = out / "preview" / job
+    rendered = render_run(config, job_run, folder, recipient=recipient)
+    if recipient is not None and not rendered:
+        keys = ", ".join(r.key for r in recipients(config, job_run)) or "none (the job is not scoped)"
+        raise UsageError(
+            f"no recipient '{recipient}' in job '{job}' with anything to show", f"use one of: {keys}"
+        )
+    for result in rendered:
+        for path in result.files:
+            print(path)
+    print(_describe(job_run))
+    return 0 if job_run.ok else 1
 
 
 def _summary(job_run: JobRun) -> dict:
@@ -121,7 +156,7 @@ def _describe(job_run: JobRun) -> str:
     return "\n".join(lines)
 
 
-def _progress(job: str):
+def _progress(job: str) -> Progress | None:
     if not sys.stderr.isatty():
         return None
 

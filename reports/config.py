@@ -112,6 +112,8 @@ class ReportConfig(HeraldModel):
     scope: str | None = Field(
         None, description="Build one report per value of this entity column (e.g. owner)."
     )
+    page_size: Literal["A4", "Letter"] = Field("A4", description="Paper size of PDF reports.")
+    top_movers: int = Field(5, ge=1, le=50, description="Entities listed as top risers and fallers.")
     deliver: list[delivery_type()] = Field(default_factory=list, description="Where it goes.")  # type: ignore[valid-type]
     owners: list[str] = Field(default_factory=list, description="Who is told when the job fails.")
 
@@ -119,6 +121,9 @@ class ReportConfig(HeraldModel):
 class HeraldConfig(HeraldModel):
     timezone: TimeZoneName = Field("UTC", description="Calendar days and schedules are in this zone.")
     week_start: Weekday = Field("monday", description="The first day of a week.")
+    templates: Path | None = Field(
+        None, description="A folder of templates that override Herald's own of the same name."
+    )
     sources: dict[Name, _source_config_type()] = Field(description="Warehouses, by name.")  # type: ignore[valid-type]
     entities: dict[Name, EntityConfig] = Field(default_factory=dict, description="What KPIs are about.")
     kpis: dict[Name, KpiConfig] = Field(description="KPI definitions, by name.")
@@ -130,6 +135,12 @@ class HeraldConfig(HeraldModel):
     @property
     def base_dir(self) -> Path:
         return self._base_dir
+
+    @property
+    def templates_dir(self) -> Path | None:
+        if self.templates is None:
+            return None
+        return self.templates if self.templates.is_absolute() else self.base_dir / self.templates
 
     def rule(self, name: str) -> RuleConfig:
         return next(r for r in self.rules if r.name == name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 MISSING = "—"
 
@@ -21,7 +21,7 @@ def format_value(value: float | None, unit: str = "count") -> str:
         return format_duration(timedelta(seconds=value))
     if unit == "currency":
         return f"{value:,.2f}"
-    if float(value).is_integer():
+    if float(value).is_integer() or abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.2f}"
 
@@ -57,3 +57,24 @@ def format_duration(delta: timedelta) -> str:
 def _plural(amount: float, unit: str) -> str:
     amount = round(amount, 1)
     return f"{amount:g} {unit}" + ("" if amount == 1 else "s")
+
+
+def format_span(start: date, end: date) -> str:
+    """16 – 22 Nov 2026, 28 Sep – 4 Oct 2026, 30 Dec 2025 – 5 Jan 2026, or 22 Nov 2026 for one day."""
+    if start == end:
+        return f"{end.day} {end:%b %Y}"
+    if (start.year, start.month) == (end.year, end.month):
+        return f"{start.day} – {end.day} {end:%b %Y}"
+    if start.year == end.year:
+        return f"{start.day} {start:%b} – {end.day} {end:%b %Y}"
+    return f"{start.day} {start:%b %Y} – {end.day} {end:%b %Y}"
+
+
+def format_through(moment: datetime | None) -> str:
+    """The last moment data covers, from the end of its newest period: a day, or a day and hour."""
+    if moment is None:
+        return MISSING
+    last = moment - timedelta(microseconds=1)
+    if (last.hour, last.minute) == (23, 59):
+        return f"{last.day} {last:%b %Y}"
+    return f"{last.day} {last:%b %Y} {moment:%H:%M}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,21 @@ class JobRun:
     def ok(self) -> bool:
         return not self.failures
 
+    def scoped(self, entities: list[str] | None) -> JobRun:
+        """This run as one recipient sees it: only their entities' rows, findings and names."""
+        if entities is None:
+            return self
+        keep = set(entities)
+        kpis = {
+            name: replace(kpi, frame=kpi.frame[kpi.frame["entity"].isin(keep)].reset_index(drop=True))
+            for name, kpi in self.kpis.items()
+        }
+        # Findings about a whole table (stale data) belong to everyone's report, not to each owner's.
+        findings = [f for f in self.findings if f.entity in keep]
+        return replace(
+            self, kpis=kpis, findings=findings, entities=self.entities[self.entities.index.isin(keep)]
+        )
+
     def groups(self, dimension: str) -> pd.Series:
         """Entity → its plan, region, industry or owner, for `KpiData.rollup` and `series`."""
         return self.entities[dimension].rename(dimension)
@@ -85,7 +100,8 @@ def query_window(config: HeraldConfig, job: str, as_of: date) -> Period:
     """The one range of days every KPI of the job is queried over."""
     report, week_start = config.reports[job], config.week_start
     grain = report.period
-    trend = periods.trailing(as_of, grain, report.trend_periods, week_start)
+    # Trend charts draw the periods before the trend too, for comparison.
+    trend = periods.trailing(as_of, grain, 2 * report.trend_periods, week_start)
     starts = [trend[0].start, periods.previous(as_of, grain, week_start).start]
     now = periods.current(as_of, grain, week_start)
     for rule in config.rules_for(job):

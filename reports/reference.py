@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import types
 import typing
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
@@ -109,3 +111,14 @@ def config_reference() -> str:
         target = model.model_fields[channel].annotation
         lines += _section(f"reports.<job>.deliver[].{channel}", target)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def update_readme(path: Path) -> None:
+    """Replace the README's reference section with the models' current one (`make docs`)."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    path.write_text(text[:start] + "\n" + config_reference() + text[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    update_readme(Path(sys.argv[1] if len(sys.argv) > 1 else "README.md"))

@@ -88,7 +88,14 @@ def parse(text: str, file: str, environ: dict[str, str] | None = None) -> Locate
     return located
 
 
-def _walk(node, path, located, loader, environ, issues):
+def _walk(
+    node: yaml.Node,
+    path: Path_,
+    located: Located,
+    loader: yaml.SafeLoader,
+    environ: dict[str, str],
+    issues: list[ConfigIssue],
+) -> Any:
     located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -121,7 +128,9 @@ def _walk(node, path, located, loader, environ, issues):
     return value
 
 
-def _interpolate(value: str, path, located: Located, environ, issues) -> str:
+def _interpolate(
+    value: str, path: Path_, located: Located, environ: dict[str, str], issues: list[ConfigIssue]
+) -> str:
     def replace(match: re.Match[str]) -> str:
         name, default = match["name"], match["default"]
         if name in environ:

@@ -44,8 +44,9 @@ class Result:
 
 
 @pytest.fixture
-def herald(capsys: pytest.CaptureFixture[str]):
-    """Run `python run.py ...` in-process and capture what it prints."""
+def herald(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run `python run.py ...` in-process, in a scratch folder, and capture what it prints."""
+    monkeypatch.chdir(tmp_path)
 
     def invoke(*args: str) -> Result:
         code = cli.main([str(a) for a in args])

@@ -1,0 +1,295 @@
+"""Build the report model from a job run, for one recipient."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from reports import periods
+from reports.charts import Charts
+from reports.config import HeraldConfig, OwnerColumns
+from reports.jobs import JobRun
+from reports.kpis import KpiData, compare
+from reports.model import (
+    EVERYONE,
+    Chart,
+    Definition,
+    Freshness,
+    KpiCard,
+    Mover,
+    Movers,
+    Recipient,
+    Report,
+    Rollup,
+    Trend,
+    _number,
+)
+
+
+def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
+    """Everyone, or one recipient per value of the report's `scope` column, with their entities."""
+    column = run.report.scope
+    if column is None:
+        return [EVERYONE]
+    entities = run.entities
+    owner = _owner_columns(config, run)
+    found = []
+    for value, group in entities.groupby(column, sort=True):
+        first = group.iloc[0]
+        email = first.get(owner.email) if owner and owner.name == column and owner.email else None
+        slack = first.get(owner.slack) if owner and owner.name == column and owner.slack else None
+        found.append(Recipient(str(value), str(value), email, slack, tuple(group.index)))
+    return found
+
+
+def _owner_columns(config: HeraldConfig, run: JobRun) -> OwnerColumns | None:
+    kinds = {config.kpis[name].entity for name in run.kpis}
+    for kind in sorted(kinds):
+        if kind in config.entities:
+            return config.entities[kind].owner
+    return None
+
+
+def build_report(
+    config: HeraldConfig, run: JobRun, recipient: Recipient, charts: Charts, now: datetime | None = None
+) -> Report:
+    """The report for one recipient: `run` is narrowed to their entities before anything is computed."""
+    report_config = run.report
+    scoped = run.scoped(list(recipient.entities) if recipient.entities is not None else None)
+    tz = ZoneInfo(config.timezone)
+    kind = next((config.kpis[k].entity for k in report_config.kpis if k in config.kpis), "project")
+    report = Report(
+        job=run.job,
+        role=report_config.role,
+        title=report_config.title or run.job,
+        grain=report_config.period,
+        period=run.period,
+        previous=run.previous,
+        as_of=run.as_of,
+        generated_at=(now or datetime.now(tz)).astimezone(tz),
+        timezone=config.timezone,
+        recipient=recipient,
+        entity_label=config.entities[kind].label if kind in config.entities else "Entity",
+        page_size=report_config.page_size,
+        findings=list(scoped.findings),
+        failures=list(run.failures),
+        notes=list(run.notes),
+        entity_count=len(scoped.entities),
+    )
+    # Alert messages need no charts; reports, their email bodies and archive pages do.
+    visual = report_config.role != "cs" or bool({"pdf", "html"} & set(report_config.formats))
+    for name in report_config.kpis:
+        report.cards.append(_card(config, scoped, name, tz))
+        kpi = scoped.kpis.get(name)
+        if kpi is None:
+            continue
+        report.definitions.append(_definition(config, name))
+        report.freshness.append(_freshness(kpi, run.as_of, tz))
+        if visual:
+            report.trends.append(_trend(report, kpi, report_config.trend_periods, config.week_start, charts))
+    report.freshness += [
+        _freshness(k, run.as_of, tz) for n, k in scoped.kpis.items() if n not in report_config.kpis
+    ]
+    headline = next((scoped.kpis[n] for n in report_config.kpis if n in scoped.kpis), None)
+    if headline is not None and visual:
+        _movers_and_health(report, scoped, headline, report_config.top_movers, charts)
+    if "xlsx" in report_config.formats:
+        report.rollups = _rollups(config, scoped, report_config.kpis, kind)
+        report.daily = _daily(scoped, report_config.kpis, config, kind)
+    return report
+
+
+def _add(report: Report, chart: Chart) -> None:
+    report.charts[chart.id] = chart
+
+
+def _card(config: HeraldConfig, run: JobRun, name: str, tz: ZoneInfo) -> KpiCard:
+    kpi_config = config.kpis[name]
+    base = {
+        "kpi": name,
+        "label": kpi_config.label,
+        "unit": kpi_config.unit,
+        "higher_is_better": kpi_config.higher_is_better,
+    }
+    kpi = run.kpis.get(name)
+    if kpi is None:
+        reason = next((f for f in run.failures if f"KPI '{name}'" in f), "the query failed")
+        return KpiCard(**base, value=None, previous=None, change=None, change_pct=None, error=reason)
+    now, before = kpi.total(run.period), kpi.total(run.previous)
+    row = compare(pd.Series({"all": now}), pd.Series({"all": before})).reindex(["all"]).iloc[0]
+    return KpiCard(
+        **base,
+        value=_number(now),
+        previous=_number(before),
+        change=_number(row["change"]),
+        change_pct=_number(row["change_pct"]),
+        stale=kpi.is_stale(run.as_of, tz),
+    )
+
+
+def _trend(report: Report, kpi: KpiData, count: int, week_start: str, charts: Charts) -> Trend:
+    spans = periods.trailing(report.as_of, report.grain, 2 * count, week_start)
+    everyone = pd.Series("all", index=kpi.frame["entity"].unique(), name="all")
+    table = kpi.series(spans, everyone)
+    values = [_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
+    # A past period the data only partly covers would plot as a false dip: leave it out.
+    covered = kpi.frame["day"].dt.date.unique()
+    for index, span in enumerate(spans[:-1]):
+        if sum(1 for day in covered if span.start <= day <= span.end) < span.days:
+            values[index] = None
+    labels = [
+        f"{p.start.day} {p.start:%b}" if report.grain != "month" else f"{p.start:%b %Y}"
+        for p in spans[count:]
+    ]
+    chart_id, png = charts.trend(kpi.config.label, kpi.config.unit, labels, values[count:], values[:count])
+    _add(
+        report,
+        Chart(
+            chart_id,
+            kpi.config.label,
+            png,
+            f"{kpi.config.label} over the last {count} periods, with the {count} before dashed",
+        ),
+    )
+    return Trend(
+        kpi.name, kpi.config.label, kpi.config.unit, labels, values[count:], values[:count], chart_id
+    )
+
+
+def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int, charts: Charts) -> None:
+    table = kpi.compare(run.period, run.previous).dropna(subset=["change"])
+    names = run.entities["name"] if "name" in run.entities else pd.Series(dtype=str)
+
+    def mover(entity: str, row: pd.Series) -> Mover:
+        return Mover(
+            entity,
+            str(names.get(entity, entity)),
+            _number(row["value"]),
+            _number(row["reference"]),
+            _number(row["change"]),
+            _number(row["change_pct"]),
+        )
+
+    ordered = table.sort_values(["change", "value"], ascending=[False, False], kind="stable")
+    rising = [mover(e, r) for e, r in ordered[ordered["change"] > 0].head(count).iterrows()]
+    falling = [mover(e, r) for e, r in ordered[ordered["change"] < 0].iloc[::-1].head(count).iterrows()]
+    chart_id = None
+    shown = [m for m in rising + falling if m.change_pct is not None]
+    if shown:
+        chart_id, png = charts.movers(
+            f"Top movers: {kpi.config.label}",
+            kpi.config.unit,
+            [m.name for m in shown],
+            [m.change_pct for m in shown],
+        )
+        _add(
+            report,
+            Chart(
+                chart_id,
+                f"Top movers: {kpi.config.label}",
+                png,
+                f"Change in {kpi.config.label} for the biggest risers and fallers",
+            ),
+        )
+    report.movers = Movers(kpi.name, kpi.config.label, kpi.config.unit, rising, falling, chart_id)
+    changes = table["change_pct"].dropna().tolist()
+    if changes:
+        title = f"How {report.entity_label.lower()}s moved"
+        chart_id, png = charts.distribution(title, changes, f"change in {kpi.config.label.lower()}")
+        _add(
+            report,
+            Chart(
+                chart_id,
+                title,
+                png,
+                f"Distribution of the change in {kpi.config.label} across {len(changes)} entities",
+            ),
+        )
+        report.health_chart = chart_id
+
+
+def _freshness(kpi: KpiData, as_of: date, tz: ZoneInfo) -> Freshness:
+    return Freshness(
+        kpi.name,
+        kpi.config.label,
+        kpi.newest,
+        kpi.age(as_of, tz),
+        kpi.config.freshness,
+        kpi.is_stale(as_of, tz),
+    )
+
+
+def _definition(config: HeraldConfig, name: str) -> Definition:
+    kpi = config.kpis[name]
+    source = config.sources[kpi.source]
+    return Definition(
+        name,
+        kpi.label,
+        kpi.unit,
+        kpi.aggregate,
+        kpi.higher_is_better,
+        kpi.source,
+        kpi.sql_for(source.type).strip(),
+        kpi.description,
+    )
+
+
+def _rollups(config: HeraldConfig, run: JobRun, names: list[str], kind: str) -> list[Rollup]:
+    dimensions = config.entities[kind].dimensions if kind in config.entities else []
+    rollups = []
+    for dimension in dimensions:
+        groups = run.groups(dimension)
+        columns = {}
+        for name in (n for n in names if n in run.kpis):
+            kpi = run.kpis[name]
+            table = compare(kpi.rollup(groups, run.period), kpi.rollup(groups, run.previous))
+            columns.update(
+                {
+                    (name, "value"): table["value"],
+                    (name, "previous"): table["reference"],
+                    (name, "change_pct"): table["change_pct"],
+                }
+            )
+        frame = pd.DataFrame(columns).sort_index()
+        frame.index.name = dimension
+        rollups.append(Rollup(dimension, [n for n in names if n in run.kpis], frame))
+    return rollups
+
+
+def _daily(run: JobRun, names: list[str], config: HeraldConfig, kind: str) -> pd.DataFrame:
+    """One row per entity and day of the period, one column per KPI (ratios as daily ratios)."""
+    series = []
+    for name in (n for n in names if n in run.kpis):
+        kpi = run.kpis[name]
+        frame = kpi.frame[
+            (kpi.frame["day"] >= pd.Timestamp(run.period.start))
+            & (kpi.frame["day"] <= pd.Timestamp(run.period.end))
+        ]
+        if kpi.how == "ratio":
+            values = frame["numerator"] / frame["denominator"].where(frame["denominator"] != 0)
+        else:
+            values = frame["value"]
+        series.append(
+            pd.Series(values.to_numpy(), index=pd.MultiIndex.from_frame(frame[["day", "entity"]]), name=name)
+        )
+    if not series:
+        return pd.DataFrame()
+    table = pd.concat(series, axis=1).sort_index().reset_index()
+    dimensions = config.entities[kind].dimensions if kind in config.entities else []
+    details = run.entities[[c for c in ["name", *dimensions] if c in run.entities]]
+    table = table.join(details, on="entity")
+    return table[["day", "entity", *details.columns, *[s.name for s in series]]]
+
+
+def build_all(
+    config: HeraldConfig, run: JobRun, charts: Charts, now: datetime | None = None, only: str | None = None
+) -> list[Report]:
+    """Every report the run needs: everyone's, plus each scoped recipient's."""
+    wanted = recipients(config, run)
+    if run.report.scope is not None:
+        wanted = [EVERYONE, *wanted]
+    if only is not None:
+        wanted = [r for r in wanted if only in (r.key, r.slug, r.email, r.slack)]
+    return [build_report(config, run, recipient, charts, now) for recipient in wanted]

@@ -1,0 +1,162 @@
+"""Charts in one house style, drawn with matplotlib's Agg backend, each drawn once per run.
+
+A chart is identified by what it shows; two recipients or two formats asking for the same chart
+with the same numbers get the same PNG from the cache instead of a second drawing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+INK = "#1f2933"
+MUTED = "#9aa5b1"
+PRIMARY = "#1f4e79"
+GOOD = "#2e7d32"
+BAD = "#c62828"
+GRID = "#e4e7eb"
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.edgecolor": GRID,
+    "axes.labelcolor": INK,
+    "axes.titlesize": 9,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.axis": "y",
+    "grid.color": GRID,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "svg.hashsalt": "herald",
+}
+
+
+def axis_number(value: float, unit: str, step: float = 1.0) -> str:
+    """Short tick labels: 12k, 1.2M, 45%, 99.5%, 30 s; `step` is the distance between ticks."""
+    if unit == "percent":
+        decimals = max(0, min(2, -math.floor(math.log10(step * 100)))) if step > 0 else 0
+        return f"{value * 100:.{decimals}f}%"
+    if unit == "seconds":
+        return f"{value:,.0f} s"
+    size = abs(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if size >= limit:
+            return f"{value / limit:,.1f}".rstrip("0").rstrip(".") + suffix
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _clean(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+class Charts:
+    """The run's charts: draws each distinct chart once and hands out its PNG."""
+
+    def __init__(self) -> None:
+        self._png: dict[str, bytes] = {}
+        self.drawn = 0
+
+    def _get(self, kind: str, spec: dict, draw: Callable[..., Figure]) -> tuple[str, bytes]:
+        key = hashlib.sha256(json.dumps([kind, spec], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if key not in self._png:
+            with plt.rc_context(STYLE):
+                figure = draw(**spec)
+                buffer = io.BytesIO()
+                figure.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
+                plt.close(figure)
+            self._png[key] = buffer.getvalue()
+            self.drawn += 1
+        return f"{kind}-{key}", self._png[key]
+
+    def trend(
+        self, title: str, unit: str, labels: list[str], values: list, earlier: list
+    ) -> tuple[str, bytes]:
+        spec = {
+            "title": title,
+            "unit": unit,
+            "labels": labels,
+            "values": _clean(values),
+            "earlier": _clean(earlier),
+        }
+        return self._get("trend", spec, _draw_trend)
+
+    def movers(self, title: str, unit: str, names: list[str], changes: list) -> tuple[str, bytes]:
+        spec = {"title": title, "unit": unit, "names": names, "changes": _clean(changes)}
+        return self._get("movers", spec, _draw_movers)
+
+    def distribution(self, title: str, values: list, xlabel: str) -> tuple[str, bytes]:
+        spec = {"title": title, "values": _clean(values), "xlabel": xlabel}
+        return self._get("distribution", spec, _draw_distribution)
+
+
+def _tick_step(ax: Axes) -> float:
+    ticks = ax.get_yticks()
+    return float(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+
+
+def _draw_trend(title: str, unit: str, labels: list[str], values: list, earlier: list) -> Figure:
+    figure, ax = plt.subplots(figsize=(3.6, 1.9))
+    x = range(len(labels))
+    if any(not math.isnan(v) for v in earlier):
+        ax.plot(x, earlier, color=MUTED, linestyle="--", linewidth=1.2, label="previous periods")
+    ax.plot(x, values, color=PRIMARY, linewidth=2, marker="o", markersize=2.5, label="this period and before")
+    ax.set_title(title, color=INK)
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: axis_number(v, unit, _tick_step(ax))))
+    step = max(1, len(labels) // 4)
+    ax.set_xticks(list(x)[::step], [labels[i] for i in range(0, len(labels), step)])
+    ax.tick_params(axis="both", length=0)
+    ax.margins(x=0.02)
+    figure.tight_layout(pad=0.4)
+    return figure
+
+
+def _draw_movers(title: str, unit: str, names: list[str], changes: list) -> Figure:
+    figure, ax = plt.subplots(figsize=(3.6, 0.3 + 0.22 * max(len(names), 1)))
+    colours = [GOOD if c >= 0 else BAD for c in changes]
+    ax.barh(range(len(names)), changes, color=colours, height=0.6)
+    ax.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:27] + "…" for n in names])
+    ax.invert_yaxis()
+    ax.axvline(0, color=INK, linewidth=0.6)
+    ax.grid(axis="x", color=GRID)
+    ax.grid(axis="y", visible=False)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%"))
+    ax.set_title(title, color=INK)
+    ax.tick_params(axis="both", length=0)
+    figure.tight_layout(pad=0.4)
+    return figure
+
+
+def _draw_distribution(title: str, values: list, xlabel: str) -> Figure:
+    figure, ax = plt.subplots(figsize=(3.6, 1.9))
+    finite = sorted(v for v in values if not math.isnan(v) and not math.isinf(v))
+    # Most entities move a little: scale to the bulk (2nd to 98th percentile) and pile outliers at the edges.
+    low, high = (
+        finite[int(len(finite) * 0.02)],
+        finite[int(len(finite) * 0.98) - 1] if len(finite) > 1 else finite[-1],
+    )
+    edge = max(5.0, math.ceil(max(abs(low), abs(high)) / 5) * 5)
+    clipped = [max(-edge, min(edge, v)) for v in finite]
+    ax.hist(clipped, bins=24, range=(-edge, edge), color=PRIMARY, edgecolor="white", linewidth=0.5)
+    ax.set_ylabel("entities")
+    ax.axvline(0, color=INK, linewidth=0.6)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%"))
+    ax.set_title(title, color=INK)
+    ax.tick_params(axis="both", length=0)
+    figure.tight_layout(pad=0.4)
+    return figure

@@ -1,0 +1,198 @@
+"""The report model: built once per (job, as-of date, recipient), then rendered by every format.
+
+It holds numbers, labels and finished charts, never a query or a template. A KPI that could not
+be computed appears as such, with the reason, rather than as a blank or a zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from reports.findings import Finding
+from reports.periods import Grain, Period
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a report is for; `entities` limits what they see (None: everything)."""
+
+    key: str
+    label: str
+    email: str | None = None
+    slack: str | None = None
+    entities: tuple[str, ...] | None = None
+
+    @property
+    def slug(self) -> str:
+        text = "".join(c if c.isalnum() else "-" for c in self.key.lower()).strip("-")
+        return "-".join(part for part in text.split("-") if part) or "all"
+
+
+EVERYONE = Recipient("all", "Everyone")
+
+
+@dataclass(frozen=True)
+class KpiCard:
+    kpi: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    value: float | None
+    previous: float | None
+    change: float | None
+    change_pct: float | None
+    error: str | None = None  # why the value could not be computed
+    stale: bool = False  # computed, but from data older than the KPI's freshness limit
+
+    @property
+    def direction(self) -> str:
+        if self.change is None or self.change == 0:
+            return "flat"
+        return "up" if self.change > 0 else "down"
+
+    @property
+    def tone(self) -> str:
+        """`good`, `bad` or `neutral`, from the direction and whether higher is better."""
+        if self.direction == "flat":
+            return "neutral"
+        return "good" if (self.direction == "up") == self.higher_is_better else "bad"
+
+
+@dataclass(frozen=True)
+class Trend:
+    kpi: str
+    label: str
+    unit: str
+    periods: list[str]  # labels, oldest first
+    values: list[float | None]
+    earlier: list[float | None]  # the same number of periods just before, for comparison
+    chart: str  # id in Report.charts
+
+
+@dataclass(frozen=True)
+class Mover:
+    entity: str
+    name: str
+    value: float | None
+    previous: float | None
+    change: float | None
+    change_pct: float | None
+
+
+@dataclass(frozen=True)
+class Movers:
+    kpi: str
+    label: str
+    unit: str
+    rising: list[Mover]
+    falling: list[Mover]
+    chart: str | None
+
+
+@dataclass(frozen=True)
+class Freshness:
+    kpi: str
+    label: str
+    newest: datetime | None
+    age: timedelta | None
+    limit: timedelta | None
+    stale: bool
+
+
+@dataclass(frozen=True)
+class Definition:
+    kpi: str
+    label: str
+    unit: str
+    aggregate: str
+    higher_is_better: bool
+    source: str
+    sql: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    png: bytes
+    alt: str
+
+    @property
+    def cid(self) -> str:
+        return f"{self.id}@herald"
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """KPI values by one dimension (plan, region...), current and previous period."""
+
+    dimension: str
+    kpis: list[str]
+    rows: pd.DataFrame  # index: dimension value; columns: (kpi, "value" | "previous" | "change_pct")
+
+
+@dataclass
+class Report:
+    job: str
+    role: str
+    title: str
+    grain: Grain
+    period: Period
+    previous: Period
+    as_of: date
+    generated_at: datetime
+    timezone: str
+    recipient: Recipient
+    entity_label: str
+    page_size: str = "A4"
+    cards: list[KpiCard] = field(default_factory=list)
+    trends: list[Trend] = field(default_factory=list)
+    movers: Movers | None = None
+    health_chart: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    freshness: list[Freshness] = field(default_factory=list)
+    definitions: list[Definition] = field(default_factory=list)
+    rollups: list[Rollup] = field(default_factory=list)
+    daily: pd.DataFrame | None = None  # every KPI by entity and day (analyst exports)
+    charts: dict[str, Chart] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    entity_count: int = 0
+
+    @property
+    def period_label(self) -> str:
+        return self.period.label(self.grain)
+
+    @property
+    def stale(self) -> list[Freshness]:
+        return [f for f in self.freshness if f.stale]
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        """How far the fresh KPIs' data reaches (the oldest of their newest rows); stale ones are flagged apart."""
+        fresh = [f.newest for f in self.freshness if f.newest is not None and not f.stale]
+        newest = fresh or [f.newest for f in self.freshness if f.newest is not None]
+        return min(newest) if newest else None
+
+    @property
+    def file_stem(self) -> str:
+        stem = f"{self.job}-{self.as_of.isoformat()}"
+        return stem if self.recipient is EVERYONE else f"{stem}-{self.recipient.slug}"
+
+    def findings_by_severity(self) -> dict[str, list[Finding]]:
+        grouped: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            grouped.setdefault(finding.severity, []).append(finding)
+        return grouped

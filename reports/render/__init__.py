@@ -1,0 +1,53 @@
+"""Renderers: each turns a finished report model into the bytes of one file format.
+
+Formats are registered by name (`pdf`, `xlsx`, `html`) the same way a new one would be; a
+renderer reads only the model and the templates, never a source.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import jinja2
+
+from reports.model import Report
+
+
+class Renderer(ABC):
+    format: ClassVar[str]
+    extension: ClassVar[str]
+    media_type: ClassVar[str]
+
+    def __init__(self, env: jinja2.Environment) -> None:
+        self.env = env
+
+    @abstractmethod
+    def render(self, report: Report) -> bytes:
+        """The file's bytes."""
+
+    def write(self, report: Report, path: Path) -> None:
+        """Write the file; formats that can stream override this."""
+        path.write_bytes(self.render(report))
+
+
+_RENDERERS: dict[str, type[Renderer]] = {}
+
+
+def register(cls: type[Renderer]) -> type[Renderer]:
+    _RENDERERS[cls.format] = cls
+    return cls
+
+
+def renderer(fmt: str, env: jinja2.Environment) -> Renderer:
+    return _RENDERERS[fmt](env)
+
+
+def formats() -> list[str]:
+    return list(_RENDERERS)
+
+
+import reports.render.html  # noqa: E402
+import reports.render.pdf  # noqa: E402
+import reports.render.xlsx  # noqa: E402, F401

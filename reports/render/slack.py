@@ -1,0 +1,94 @@
+"""The CS alert message as Slack Block Kit: grouped by severity and account, within Slack's limits.
+
+Block Kit is data with hard limits (50 blocks a message, 3,000 characters a section), so it is
+built here as data rather than from a text template; findings that do not fit are summarised
+with a count instead of being cut off silently. Warehouse text is escaped for mrkdwn.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Any
+
+from reports.formatting import format_span, format_through
+from reports.model import Report
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+ICONS = {"critical": ":red_circle:", "warning": ":large_orange_circle:"}
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; this also defuses `<!channel>` and `<url|label>` in data."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _chunks(title: str, lines: list[str]) -> list[str]:
+    """An account's lines as section texts, each under the section limit."""
+    texts, current = [], title
+    for line in lines:
+        line = (
+            line if len(line) <= MAX_SECTION - len(title) - 2 else line[: MAX_SECTION - len(title) - 3] + "…"
+        )
+        if len(current) + 1 + len(line) > MAX_SECTION:
+            texts.append(current)
+            current = title + " (continued)"
+        current += "\n" + line
+    texts.append(current)
+    return texts
+
+
+def slack_message(report: Report) -> dict[str, Any]:
+    """`{"text": fallback, "blocks": [...]}` for chat.postMessage."""
+    counts = {s: len(f) for s, f in report.findings_by_severity().items()}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no alerts"
+    span = format_span(report.period.start, report.period.end)
+    header = f"{report.title} — {span}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:MAX_HEADER]}}
+    ]
+    who = f"For *{escape(report.recipient.label)}* · " if report.recipient.entities is not None else ""
+    accounts = len({f.entity for f in report.findings if f.entity})
+    blocks.append(
+        _context(
+            f"{who}{summary} on {accounts} account{'s' if accounts != 1 else ''} · "
+            f"data through {escape(format_through(report.data_as_of))}"
+        )
+    )
+    for failure in report.failures:
+        blocks.append(_section(f":warning: *Not computed:* {escape(failure)}"[:MAX_SECTION]))
+    body: list[tuple[dict[str, Any], int]] = []  # (block, findings it carries)
+    for severity, findings in report.findings_by_severity().items():
+        body.append((_section(f"*{ICONS.get(severity, '')} {severity.capitalize()} ({len(findings)})*"), 0))
+        ordered = sorted(findings, key=lambda f: (f.entity_name, f.entity))
+        for _, group in groupby(ordered, key=lambda f: f.entity):
+            items = list(group)
+            title = f"*{escape(items[0].entity_name)}*"
+            lines = [f"• {escape(f.message)}" for f in items]
+            for index, text in enumerate(_chunks(title, lines)):
+                body.append((_section(text), len(items) if index == 0 else 0))
+    room = MAX_BLOCKS - len(blocks)
+    if len(body) > room:
+        shown = body[: room - 1]
+        hidden = sum(n for _, n in body[room - 1 :])
+        blocks += [block for block, _ in shown]
+        blocks.append(
+            _context(
+                f"…and {hidden} more finding{'s' if hidden != 1 else ''} not shown here; "
+                f"the full list is in the emailed and archived report."
+            )
+        )
+    else:
+        blocks += [block for block, _ in body]
+    if not report.findings:
+        blocks.append(_section("No alerts for your accounts today. :white_check_mark:"))
+    return {"text": f"{header}: {summary}", "blocks": blocks}

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -134,11 +135,17 @@ def _draw_movers(title: str, unit: str, names: list[str], changes: list) -> Figu
     ax.axvline(0, color=INK, linewidth=0.6)
     ax.grid(axis="x", color=GRID)
     ax.grid(axis="y", visible=False)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%"))
+    _percent_axis(ax.xaxis)
     ax.set_title(title, color=INK)
     ax.tick_params(axis="both", length=0)
     figure.tight_layout(pad=0.4)
     return figure
+
+
+def _percent_axis(axis: Axis) -> None:
+    """Change-% ticks at round steps (1, 2, 5, 10...), labelled without decimals."""
+    axis.set_major_locator(MaxNLocator(6, steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%" if v else "0%"))
 
 
 def _draw_distribution(title: str, values: list, xlabel: str) -> Figure:
@@ -155,7 +162,7 @@ def _draw_distribution(title: str, values: list, xlabel: str) -> Figure:
     ax.set_ylabel("entities")
     ax.axvline(0, color=INK, linewidth=0.6)
     ax.set_xlabel(xlabel)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%"))
+    _percent_axis(ax.xaxis)
     ax.set_title(title, color=INK)
     ax.tick_params(axis="both", length=0)
     figure.tight_layout(pad=0.4)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -81,3 +82,42 @@ def kpi_data(
         else Period(date(2026, 1, 1), date(2026, 1, 1))
     )
     return KpiData("events", config, frame, newest, window)
+
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=ZoneInfo("Europe/London"))
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/golden/ from the current output"
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):
+    """Compare text with tests/golden/NAME; `pytest --update-golden` rewrites the files instead."""
+    update = request.config.getoption("--update-golden")
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        assert path.exists(), f"no golden file {path}: run `pytest --update-golden` and review the diff"
+        assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+    return check
+
+
+def job_run(config_path: Path, job: str, as_of: date = date(2026, 11, 22)):
+    """A finished job run on the demo warehouse, and the config it ran with."""
+    from reports.configload import load_config
+    from reports.jobs import Sources, run_job
+
+    config = load_config(config_path)
+    sources = Sources(config)
+    try:
+        return config, run_job(config, job, as_of, sources)
+    finally:
+        sources.close()

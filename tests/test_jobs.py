@@ -97,6 +97,50 @@ def test_run_all_writes_findings_under_out(herald, demo_config, tmp_path):
         assert saved["job"] == job and saved["as_of"] == INCIDENT_DAY
     weekly = json.loads((out / "executive_weekly" / INCIDENT_DAY / "findings.json").read_text())
     assert weekly["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {
+        "executive_weekly/2026-11-22/executive_weekly-2026-11-22.pdf",
+        "executive_weekly/2026-11-22/executive_weekly-2026-11-22.html",
+        "executive_weekly/2026-11-22/email.html",
+        "analyst_monthly/2026-11-22/analyst_monthly-2026-11-22.xlsx",
+        "cs_daily_alerts/2026-11-22/slack.json",
+        "cs_daily_alerts/2026-11-22/amara-okafor/slack.json",
+    } <= files
+    assert not any(name.endswith(".partial") for name in files)
+    # Only owners with something to hear about get a message of their own.
+    owners = {
+        name.split("/")[2] for name in files if name.startswith("cs_daily_alerts/") and name.count("/") == 3
+    }
+    assert owners == {"amara-okafor", "bruno-sato", "freya-shah", "hana-becker"}
+
+
+def test_preview_writes_one_recipients_outputs(herald, demo_config, tmp_path):
+    result = herald(
+        "preview",
+        "cs_daily_alerts",
+        "--as-of",
+        INCIDENT_DAY,
+        "--recipient",
+        "Amara Okafor",
+        "--config",
+        demo_config,
+    )
+    assert result.code == 0, result.err
+    folder = tmp_path / "out" / "preview" / "cs_daily_alerts" / "amara-okafor"
+    assert sorted(p.name for p in folder.iterdir()) == ["email.html", "email.txt", "slack.json"]
+    assert "Cobalt Radio" in (folder / "slack.json").read_text()
+    assert "out/preview/cs_daily_alerts/amara-okafor/slack.json" in result.out.splitlines()
+    unknown = herald(
+        "preview",
+        "cs_daily_alerts",
+        "--recipient",
+        "Nobody",
+        "--as-of",
+        INCIDENT_DAY,
+        "--config",
+        demo_config,
+    )
+    assert unknown.code == 2 and "no recipient 'Nobody'" in unknown.err and "Amara Okafor" in unknown.err
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,12 @@ def _width(values: list[Any], header: str) -> float:
 
 
 def write_table(
-    book: xlsxwriter.Workbook, styles: _Styles, name: str, frame: pd.DataFrame, formats: dict[str, Any]
+    book: xlsxwriter.Workbook,
+    styles: _Styles,
+    name: str,
+    frame: pd.DataFrame,
+    formats: dict[str, Any],
+    per_sheet: int = MAX_ROWS - 1,
 ) -> list[str]:
     """A bulk sheet, row by row in streaming mode, continued on 'Name (2)'... past Excel's limit."""
     columns = list(frame.columns)
@@ -135,7 +140,6 @@ def write_table(
             kinds.append("text")
     cell_formats = [formats.get(c) for c in columns]
     widths = [_width(values, header) for values, header in zip(data, headers, strict=True)]
-    per_sheet = MAX_ROWS - 1
     sheets = []
     total = len(frame)
     for part, start in enumerate(range(0, max(total, 1), per_sheet), start=1):

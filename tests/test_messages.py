@@ -1,0 +1,165 @@
+"""HTML pages, email bodies and Slack messages: golden files, Slack's limits, untrusted text."""
+
+import io
+import json
+import re
+from dataclasses import replace
+from datetime import date
+
+import openpyxl
+import pypdf
+import pytest
+import yaml
+
+from reports.build import build_all, build_report
+from reports.charts import Charts
+from reports.findings import Finding
+from reports.model import EVERYONE
+from reports.render import renderer
+from reports.render.html import email_body
+from reports.render.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, slack_message
+from reports.render.templates import environment
+from tests.conftest import NOW, ROOT, job_run
+
+EVIL = "Evil <script>alert(1)</script> & \"Q\" 'S' שלום"
+
+
+def without_images(html: str) -> str:
+    """Chart pixels differ between font builds; the golden files pin everything else."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:image/png;base64,…", html)
+
+
+def demo_folder(tmp_path_factory, demo_db, name: str, edit=None):
+    folder = tmp_path_factory.mktemp(name)
+    (folder / "data").mkdir()
+    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if edit:
+        edit(data)
+    (folder / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return folder / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def reports(demo_db, tmp_path_factory):
+    config_path = demo_folder(tmp_path_factory, demo_db, "golden")
+    charts, built = Charts(), {}
+    for job in ("executive_weekly", "cs_daily_alerts", "analyst_monthly"):
+        config, run = job_run(config_path, job)
+        built[job] = build_all(config, run, charts, NOW)
+    return built
+
+
+@pytest.mark.parametrize("job", ["executive_weekly", "cs_daily_alerts", "analyst_monthly"])
+def test_html_page_matches_golden(reports, golden, job):
+    report = reports[job][0]
+    golden(f"{job}.html", without_images(renderer("html", environment()).render(report).decode()))
+
+
+@pytest.mark.parametrize("job", ["executive_weekly", "cs_daily_alerts", "analyst_monthly"])
+def test_email_body_matches_golden(reports, golden, job):
+    report = reports[job][0]
+    body = email_body(environment(), report, [f"{report.file_stem}.pdf"])
+    golden(f"{job}.email.html", body.html)
+    golden(f"{job}.email.txt", body.text)
+    if report.trends:
+        (cid,) = body.inline
+        assert f'src="cid:{cid}"' in body.html and body.inline[cid].startswith(b"\x89PNG")
+    assert "<style" not in body.html and 'style="' in body.html  # CSS inlined for mail clients
+
+
+def test_slack_messages_match_golden(reports, golden):
+    everyone, *owners = reports["cs_daily_alerts"]
+    golden("cs_daily_alerts.slack.json", json.dumps(slack_message(everyone), indent=2, ensure_ascii=False))
+    amara = next(r for r in owners if r.recipient.key == "Amara Okafor")
+    golden(
+        "cs_daily_alerts.amara-okafor.slack.json",
+        json.dumps(slack_message(amara), indent=2, ensure_ascii=False),
+    )
+    assert {f.entity for f in amara.findings} == {"p0003"}  # Cobalt Radio's usage drop only
+
+
+def test_slack_limits_with_hundreds_of_findings(reports):
+    report = reports["cs_daily_alerts"][0]
+    many = [
+        Finding(
+            rule="usage_drop",
+            severity="critical" if i % 3 == 0 else "warning",
+            kpi="events",
+            entity=f"p{i % 240:04d}",
+            entity_name=f"Account {i % 240} " + "x" * 40,
+            value=1.0,
+            reference=2.0,
+            threshold=-40.0,
+            unit="count",
+            message="Events fell " + "a long way " * 30,
+            as_of=date(2026, 11, 22),
+        )
+        for i in range(600)
+    ]
+    big = replace(report, findings=many, title="T" * 400)
+    message = slack_message(big)
+    blocks = message["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    assert len(blocks[0]["text"]["text"]) <= MAX_HEADER
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert all(len(text) <= MAX_SECTION for text in sections)
+    shown = sum(text.count("\n•") for text in sections)
+    (hidden,) = map(int, re.findall(r"…and (\d+) more findings", blocks[-1]["elements"][0]["text"]))
+    assert shown + hidden == 600
+    assert "200 critical, 400 warning on 240 accounts" in blocks[1]["elements"][0]["text"]
+
+
+def test_one_long_account_is_split_within_the_section_limit(reports):
+    report = reports["cs_daily_alerts"][0]
+    findings = [replace(report.findings[0], message=f"finding {i} " + "y" * 300) for i in range(30)]
+    blocks = slack_message(replace(report, findings=findings))["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "finding" in b["text"]["text"]]
+    assert len(texts) >= 3 and all(len(t) <= MAX_SECTION for t in texts)
+    assert texts[1].split("\n")[0].endswith("(continued)")
+    assert sum(t.count("\n•") for t in texts) == 30
+
+
+@pytest.fixture(scope="module")
+def evil(demo_db, tmp_path_factory):
+    """The CS job with one project's name, straight from the warehouse, full of markup."""
+
+    def rename(data: dict) -> None:
+        sql = data["entities"]["project"]["sql"]
+        quoted = EVIL.replace("'", "''")
+        data["entities"]["project"]["sql"] = sql.replace(
+            "p.name,", f"CASE WHEN p.project_id = 'p0012' THEN '{quoted}' ELSE p.name END AS name,"
+        )
+        data["reports"]["cs_daily_alerts"]["formats"] = ["pdf", "xlsx", "html"]
+
+    config, run = job_run(demo_folder(tmp_path_factory, demo_db, "evil", rename), "cs_daily_alerts")
+    return build_report(config, run, EVERYONE, Charts(), NOW)
+
+
+def test_untrusted_text_is_escaped_in_html_and_email(evil):
+    assert any(f.entity_name == EVIL for f in evil.findings)
+    env = environment()
+    body = email_body(env, evil, [])
+    for html in (renderer("html", env).render(evil).decode(), body.html):
+        assert "<script>" not in html
+        # Quotes in text need no escaping (the email's CSS inliner re-serialises them); markup does.
+        assert re.search(r"<bdi>Evil &lt;script&gt;alert\(1\)&lt;/script&gt; &amp; (&#34;|\")Q", html)
+        assert "שלום</bdi>" in html  # right-to-left text intact, isolated from its neighbours
+    assert EVIL in body.text  # plain text needs no escaping
+
+
+def test_untrusted_text_is_intact_in_pdf_and_workbook(evil):
+    env = environment()
+    text = " ".join(
+        p.extract_text() for p in pypdf.PdfReader(io.BytesIO(renderer("pdf", env).render(evil))).pages
+    )
+    assert "<script>alert(1)</script> & \"Q\" 'S'" in " ".join(text.split())
+    book = openpyxl.load_workbook(io.BytesIO(renderer("xlsx", env).render(evil)))
+    cells = [c for row in book["Alerts"].iter_rows() for c in row if c.value == EVIL]
+    assert cells and all(c.data_type == "s" for c in cells)
+
+
+def test_untrusted_text_is_escaped_in_slack(evil):
+    blob = json.dumps(slack_message(evil), ensure_ascii=False)
+    assert "<script>" not in blob
+    assert "Evil &lt;script&gt;alert(1)&lt;/script&gt; &amp; \\\"Q\\\" 'S' שלום" in blob

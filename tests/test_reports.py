@@ -1,0 +1,210 @@
+"""Reports as their readers get them: figures in the PDF, cells in the workbook, scope, charts."""
+
+import io
+import re
+from datetime import date
+
+import duckdb
+import openpyxl
+import pypdf
+import pytest
+import yaml
+
+from reports.build import build_all, build_report, recipients
+from reports.charts import Charts
+from reports.formatting import format_value
+from reports.model import EVERYONE
+from reports.render import renderer
+from reports.render.slack import slack_message
+from reports.render.templates import environment
+from tests.conftest import NOW, job_run
+
+WEEK = (date(2026, 11, 16), date(2026, 11, 22))
+PREVIOUS_WEEK = (date(2026, 11, 9), date(2026, 11, 15))
+
+
+def pdf_text(data: bytes) -> tuple[int, str]:
+    """Page count and text, with line wrapping folded into single spaces."""
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    return len(reader.pages), " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+
+
+@pytest.fixture(scope="module")
+def executive(demo_db, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exec")
+    (folder / "data").mkdir()
+    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
+    from tests.conftest import ROOT
+
+    (folder / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    config, run = job_run(folder / "config.yaml", "executive_weekly")
+    report = build_report(config, run, EVERYONE, Charts(), NOW)
+    return config, run, report
+
+
+def sql(demo_db, query: str, *params):
+    with duckdb.connect(str(demo_db), read_only=True) as con:
+        return con.execute(query, list(params)).fetchone()
+
+
+def test_the_executive_pdf_shows_the_warehouse_figures(executive, demo_db):
+    _, _, report = executive
+    pages, text = pdf_text(renderer("pdf", environment()).render(report))
+    assert 2 <= pages <= 3
+    assert f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text
+    events, sessions, identified, bounced = sql(
+        demo_db,
+        "SELECT SUM(events), SUM(sessions), SUM(identified_accounts), SUM(bounced_sessions) "
+        "FROM daily_project_stats WHERE day BETWEEN ? AND ?",
+        *WEEK,
+    )
+    (previous_events,) = sql(
+        demo_db, "SELECT SUM(events) FROM daily_project_stats WHERE day BETWEEN ? AND ?", *PREVIOUS_WEEK
+    )
+    (dau,) = sql(
+        demo_db,
+        "SELECT AVG(total) FROM (SELECT day, SUM(daily_active_users) AS total "
+        "FROM daily_project_stats WHERE day BETWEEN ? AND ? GROUP BY day)",
+        *WEEK,
+    )
+    (crm,) = sql(
+        demo_db,
+        "SELECT SUM(syncs_ok) / SUM(syncs_ok + syncs_failed) FROM crm_syncs WHERE day BETWEEN ? AND ?",
+        *WEEK,
+    )
+    expected = [
+        f"{events:,}",
+        f"{previous_events:,}",
+        f"{sessions:,}",
+        f"{identified:,}",
+        f"{round(dau):,}",
+        f"{bounced / sessions * 100:.1f}%",
+        f"{crm * 100:.1f}%",
+        f"{(events - previous_events) / previous_events * 100:+.1f}%",
+    ]
+    for figure in expected:
+        assert figure in text, f"{figure} is not in the PDF"
+    assert "Weekly KPIs" in text and "16 – 22 Nov 2026" in text
+    assert "Nimbus Paper" in text and "CRM sync success rate is 38.4%, below 80.0%" in text  # open alerts
+    assert "Data through 22 Nov 2026" in text
+
+
+def test_page_size_comes_from_the_config(executive):
+    _config, _run, report = executive
+    report.page_size = "Letter"
+    reader = pypdf.PdfReader(io.BytesIO(renderer("pdf", environment()).render(report)))
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
+    report.page_size = "A4"
+
+
+def test_a_failed_kpi_is_shown_as_not_computed(executive):
+    config, run, _ = executive
+    broken = run.scoped(None)
+    broken.kpis = {k: v for k, v in run.kpis.items() if k != "sessions"}
+    broken.failures = ["KPI 'sessions': Catalog Error: Table with name x does not exist"]
+    report = build_report(config, broken, EVERYONE, Charts(), NOW)
+    card = next(c for c in report.cards if c.kpi == "sessions")
+    assert card.value is None and "Catalog Error" in card.error
+    _, text = pdf_text(renderer("pdf", environment()).render(report))
+    assert "Some numbers could not be computed" in text and "Could not be computed" in text
+    assert "Catalog Error: Table with name x does not exist" in text
+
+
+def test_charts_are_drawn_once_per_run(executive):
+    config, run, _ = executive
+    charts = Charts()
+    first = build_report(config, run, EVERYONE, charts, NOW)
+    drawn = charts.drawn
+    second = build_report(config, run, EVERYONE, charts, NOW)
+    assert charts.drawn == drawn == len(first.charts)
+    assert {k: c.png for k, c in first.charts.items()} == {k: c.png for k, c in second.charts.items()}
+
+
+@pytest.fixture(scope="module")
+def scoped(demo_db, tmp_path_factory):
+    """The executive job scoped per owner, in every format."""
+    from tests.conftest import ROOT
+
+    folder = tmp_path_factory.mktemp("scoped")
+    (folder / "data").mkdir()
+    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    data["reports"]["executive_weekly"].update(scope="owner", formats=["pdf", "xlsx", "html"])
+    (folder / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    config, run = job_run(folder / "config.yaml", "executive_weekly")
+    owner = next(r for r in recipients(config, run) if "p0012" in r.entities)  # owns the CRM incident
+    charts = Charts()
+    return config, run, owner, build_report(config, run, owner, charts, NOW), charts
+
+
+def test_a_scoped_recipient_sees_only_their_entities(scoped):
+    _config, run, owner, report, _ = scoped
+    theirs = set(run.entities.loc[list(owner.entities), "name"])
+    others = set(run.entities["name"]) - theirs
+    assert owner.email and owner.slack and theirs and others
+    env = environment()
+    _, pdf = pdf_text(renderer("pdf", env).render(report))
+    html = renderer("html", env).render(report).decode()
+    book = openpyxl.load_workbook(io.BytesIO(renderer("xlsx", env).render(report)))
+    cells = {
+        str(c) for sheet in book for row in sheet.iter_rows(values_only=True) for c in row if c is not None
+    }
+    slack = str(slack_message(report))
+    for output in (pdf, html, slack, "\n".join(cells)):
+        leaked = [name for name in others if name in output]
+        assert not leaked, f"other owners' entities leaked: {leaked[:5]}"
+    assert "Nimbus Paper" in pdf and "Nimbus Paper" in cells
+    assert {f.entity for f in report.findings} <= set(owner.entities)
+
+
+def test_scoped_charts_are_drawn_from_scoped_numbers(scoped):
+    config, run, owner, report, charts = scoped
+    everyone = build_report(config, run, EVERYONE, charts, NOW)
+    mine = report.trends[0]
+    assert mine.values[-1] == pytest.approx(report.cards[0].value)
+    assert mine.values[-1] < everyone.trends[0].values[-1]
+    assert mine.chart != everyone.trends[0].chart
+    assert {m.entity for m in report.movers.rising + report.movers.falling} <= set(owner.entities)
+
+
+def test_every_recipient_gets_a_report(scoped):
+    config, run, _, _, charts = scoped
+    reports = build_all(config, run, charts, NOW)
+    owners = set(run.entities["owner"])
+    assert reports[0].recipient is EVERYONE
+    assert {r.recipient.key for r in reports[1:]} == owners
+
+
+def test_pdf_renderer_refuses_to_fetch_anything(executive, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not an image")
+    _config, _run, report = executive
+    (tmp_path / "executive.html").write_text(
+        '{% extends "base.html" %}{% block content %}<img src="file://' + str(secret) + '">{% endblock %}'
+    )
+    pdf = renderer("pdf", environment(tmp_path)).render(report)
+    assert pdf.startswith(b"%PDF")  # rendered, without the file
+
+
+def test_user_templates_override_by_name_and_typos_name_the_line(executive, tmp_path):
+    _, _, report = executive
+    (tmp_path / "executive.html").write_text('{% extends "base.html" %}{% block content %}Ours{% endblock %}')
+    assert b"Ours" in renderer("html", environment(tmp_path)).render(report)
+    (tmp_path / "executive.html").write_text("<p>{{ report.title }}</p>\n<p>{{ report.titel }}</p>\n")
+    from reports.render.templates import TemplateError
+
+    with pytest.raises(TemplateError) as caught:
+        renderer("html", environment(tmp_path)).render(report)
+    assert re.search(r"executive\.html, line 2: .*titel", caught.value.message)
+    (tmp_path / "executive.html").write_text("{% if %}")
+    with pytest.raises(TemplateError) as caught:
+        renderer("html", environment(tmp_path)).render(report)
+    assert "line 1" in caught.value.message
+
+
+def test_number_formats():
+    assert format_value(1234567, "count") == "1,234,567"
+    assert format_value(0.4302, "percent") == "43.0%"
+    assert format_value(95.5, "seconds") == "1m 35s"
+    assert format_value(None, "count") == "—"

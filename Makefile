@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 AS_OF ?= 2026-11-22
 DEMO_DB := data/demo.duckdb
 
-.PHONY: install run test lint format docs demo-data clean
+.PHONY: install run test lint format docs bench demo-data clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ run: $(STAMP) $(DEMO_DB)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/render.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -114,6 +114,16 @@ def _width(values: list[Any], header: str) -> float:
     return min(max(10.0, longest * 1.1 + 2), 60.0)
 
 
+def _column_values(series: pd.Series) -> tuple[str, list[Any]]:
+    """One column's cells as plain Python values: ("number", floats) or ("text", strings or None)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        # Excel serial day numbers: as fast to write as numbers, shown as dates by the cell format.
+        return "number", (series - pd.Timestamp(EXCEL_EPOCH)).dt.days.astype("float").tolist()
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return "number", series.astype(float).tolist()
+    return "text", [None if pd.isna(v) else str(v) for v in series]
+
+
 def write_table(
     book: xlsxwriter.Workbook,
     styles: _Styles,
@@ -121,45 +131,40 @@ def write_table(
     frame: pd.DataFrame,
     formats: dict[str, Any],
     per_sheet: int = MAX_ROWS - 1,
+    chunk: int = 20_000,
 ) -> list[str]:
-    """A bulk sheet, row by row in streaming mode, continued on 'Name (2)'... past Excel's limit."""
+    """A bulk sheet, streamed in chunks of rows, continued on 'Name (2)'... past Excel's limit.
+
+    Only one chunk of rows is ever held as Python values, so memory stays flat as rows grow.
+    """
     columns = list(frame.columns)
     headers = [str(c) for c in columns]
-    kinds, data = [], []
-    for column in columns:
-        series = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            # Excel serial day numbers: as fast as numbers to write, shown as dates.
-            data.append(((series - pd.Timestamp(EXCEL_EPOCH)).dt.days.astype("float")).tolist())
-            kinds.append("number")
-        elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            data.append(series.astype(float).tolist())
-            kinds.append("number")
-        else:
-            data.append([None if pd.isna(v) else str(v) for v in series])
-            kinds.append("text")
     cell_formats = [formats.get(c) for c in columns]
-    widths = [_width(values, header) for values, header in zip(data, headers, strict=True)]
-    sheets = []
+    sample = [_column_values(frame[c].iloc[:500])[1] for c in columns]
+    widths = [_width(values, header) for values, header in zip(sample, headers, strict=True)]
+    sheets: list[str] = []
     total = len(frame)
-    for part, start in enumerate(range(0, max(total, 1), per_sheet), start=1):
+    for part, first in enumerate(range(0, max(total, 1), per_sheet), start=1):
         title = name if part == 1 else f"{name} ({part})"
         sheet = book.add_worksheet(title)
         sheets.append(title)
         _header(sheet, styles, 0, headers, widths)
-        stop = min(start + per_sheet, total)
+        last = min(first + per_sheet, total)
         write_number, write_string = sheet.write_number, sheet.write_string
-        for offset, index in enumerate(range(start, stop), start=1):
-            for col in range(len(columns)):
-                value = data[col][index]
-                if value is None:
-                    continue
-                if kinds[col] == "number":
-                    if value == value:  # NaN stays an empty cell
-                        write_number(offset, col, value, cell_formats[col])
-                else:
-                    write_string(offset, col, value, cell_formats[col])
-        sheet.autofilter(0, 0, max(stop - start, 1), len(columns) - 1)
+        for start in range(first, last, chunk):
+            block = frame.iloc[start : min(start + chunk, last)]
+            cells = [_column_values(block[column]) for column in columns]
+            numeric = [kind == "number" for kind, _ in cells]
+            # Constant-memory mode flushes a row once the next begins: write row by row.
+            for offset, row in enumerate(zip(*(values for _, values in cells), strict=True)):
+                r = start - first + 1 + offset
+                for col, value in enumerate(row):
+                    if numeric[col]:
+                        if value == value:  # NaN stays an empty cell
+                            write_number(r, col, value, cell_formats[col])
+                    elif value is not None:
+                        write_string(r, col, value, cell_formats[col])
+        sheet.autofilter(0, 0, max(last - first, 1), len(columns) - 1)
     return sheets
 
 

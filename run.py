@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("jobs", nargs="*", metavar="JOB", help="jobs to run (see `list`)")
     run.add_argument("--all", action="store_true", help="run every job")
     run.add_argument("--as-of", type=_date, help="the last day of data to use (default: yesterday)")
-    run.add_argument("--dry-run", action="store_true", help="deliver nothing, only to the outbox")
+    run.add_argument("--dry-run", action="store_true", help="deliver to the outbox only (out/outbox/)")
     run.add_argument("--json", action="store_true", help="print findings as JSON")
     run.add_argument("--out", type=Path, default=Path("out"), help="write outputs under OUT/JOB/AS_OF/ (out)")
 
@@ -50,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--as-of", type=_date, help="the last day of data to use (default: yesterday)")
     preview.add_argument("--recipient", help="only this recipient (an owner's name, email or Slack handle)")
     preview.add_argument("--out", type=Path, default=Path("out"), help="the output folder (out)")
+
+    history = commands.add_parser("history", parents=[common], help="recent runs and deliveries")
+    history.add_argument("job", nargs="?", metavar="JOB", help="only this job")
+    history.add_argument("--limit", type=_positive, default=20, help="runs to show (20)")
 
     demo = commands.add_parser("demo-data", parents=[common], help="build the embedded demo warehouse")
     demo.add_argument("--projects", type=_positive, default=400, help="number of projects (400)")
@@ -76,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             if bool(args.jobs) == args.all:
                 raise UsageError("name the jobs to run, or pass --all", "see `python run.py list`")
-            return commands.run(args.config, args.jobs, args.as_of, args.json, args.out)
+            return commands.run(args.config, args.jobs, args.as_of, args.json, args.out, args.dry_run)
         if args.command == "preview":
             return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out)
+        if args.command == "history":
+            return commands.history(args.config, args.job, args.limit)
         if args.command == "demo-data":
             try:
                 return commands.demo_data(args.out, args.projects, args.days, args.seed)

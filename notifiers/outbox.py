@@ -1,19 +1,52 @@
-"""Outbox delivery: files on disk, the `deliver: - outbox:` entry."""
+"""The outbox: deliveries written as files instead of sent. The default without credentials, and
+what `--dry-run` uses, so every delivery can be seen without a network."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field
 
-from notifiers import register_channel
+from notifiers import Message, Notifier, register
+from notifiers.email import build_mime
 from reports.model_base import HeraldModel
 
 
 class OutboxTarget(HeraldModel):
-    path: Path = Field(Path("out/outbox"), description="The folder deliveries are written to.")
+    path: Path | None = Field(None, description="A folder for these files; the run's outbox when unset.")
 
 
-@register_channel("outbox")
 class OutboxDelivery(HeraldModel):
     outbox: OutboxTarget
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.@" else "-" for c in name).strip("-.") or "recipient"
+
+
+@register
+class OutboxNotifier(Notifier):
+    """Writes what a channel would have sent: `.eml` for email, the API payload for Slack."""
+
+    name = "outbox"
+    delivery = OutboxDelivery
+
+    def __init__(self, folder: Path, stands_in_for: str = "outbox", sender: str = "herald@localhost") -> None:
+        self.folder = folder
+        self.stands_in_for = stands_in_for
+        self.sender = sender
+
+    def send(self, message: Message, address: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.stands_in_for}-{_safe(address)}"
+        if self.stands_in_for == "slack":
+            payload = {"channel": address, "text": message.subject, "blocks": message.blocks}
+            path = self.folder / f"{stem}.json"
+            path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            for attachment in message.attachments:
+                (self.folder / f"{stem}-{attachment.name}").write_bytes(attachment.data)
+            return f"outbox:{path}"
+        path = self.folder / f"{stem}.eml"
+        path.write_bytes(build_mime(message, self.sender, address).as_bytes())
+        return f"outbox:{path}"

@@ -16,10 +16,13 @@ from reports.charts import Charts
 from reports.config import HeraldConfig
 from reports.configload import load_config
 from reports.errors import UsageError
+from reports.execute import JobOutcome, execute, summary
 from reports.formatting import format_value
 from reports.jobs import JobRun, Progress, Sources, check_jobs, default_as_of, run_job
 from reports.outputs import render_run
 from reports.reference import config_reference
+from reports.render.templates import environment
+from reports.store import Store
 from reports.tables import table
 
 
@@ -71,36 +74,115 @@ def list_jobs(config_path: Path, now: datetime | None = None) -> int:
     return 0
 
 
-def run(config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, out: Path) -> int:
+def run(
+    config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, out: Path, dry_run: bool = False
+) -> int:
     config = load_config(config_path)
     as_of = as_of or default_as_of(config)
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)
-    sources = Sources(config)
-    runs: list[JobRun] = []
+    sources, charts = Sources(config), Charts()
+    env, store = environment(config.templates_dir), Store(config.path(config.store))
+    outcomes = []
     try:
         for job in jobs:
-            runs.append(run_job(config, job, as_of, sources, _progress(job)))
+            outcomes.append(
+                execute(
+                    config,
+                    job,
+                    as_of,
+                    out,
+                    sources=sources,
+                    charts=charts,
+                    env=env,
+                    store=store,
+                    dry_run=dry_run,
+                    progress=_progress(job),
+                )
+            )
     finally:
         sources.close()
-    charts = Charts()
-    for job_run in runs:
-        folder = out / job_run.job / as_of.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "findings.json").write_text(json.dumps(_summary(job_run), indent=2) + "\n")
-        rendered = render_run(config, job_run, folder, charts)
-        if not as_json:
-            print(
-                f"{job_run.job}: {sum(len(r.files) for r in rendered)} files for {len(rendered)} "
-                f"recipient(s) in {folder}",
-                file=sys.stderr,
-            )
     if as_json:
-        summaries = [_summary(r) for r in runs]
+        summaries = [
+            summary(o.run) | {"deliveries": _deliveries(o), "error": o.error} for o in outcomes if o.run
+        ]
         print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     else:
-        print("\n\n".join(_describe(r) for r in runs))
-    return 0 if all(r.ok for r in runs) else 1
+        print("\n\n".join(_describe(o.run) + _describe_deliveries(o) for o in outcomes if o.run))
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"herald: job {outcome.job} failed: {outcome.error}", file=sys.stderr)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _deliveries(outcome: JobOutcome) -> list[dict]:
+    return [
+        {
+            "channel": o.delivery.channel,
+            "recipient": o.delivery.recipient,
+            "status": o.status,
+            "attempts": o.attempts,
+            "error": o.error,
+        }
+        for o in outcome.deliveries
+    ]
+
+
+def _describe_deliveries(outcome: JobOutcome) -> str:
+    if not outcome.deliveries:
+        return ""
+    rows = [
+        [o.delivery.channel, o.delivery.recipient, o.status, str(o.attempts), o.error or o.provider_id or ""]
+        for o in outcome.deliveries
+    ]
+    return "\n" + table(["CHANNEL", "RECIPIENT", "STATUS", "TRIES", "DETAIL"], rows)
+
+
+def history(config_path: Path, job: str | None, limit: int) -> int:
+    config = load_config(config_path)
+    if job is not None:
+        check_jobs(config, [job])
+    store = Store(config.path(config.store))
+    runs = store.runs(job, limit)
+    if not runs:
+        print("No runs recorded yet" + (f" for {job}" if job else "") + ".")
+        return 0
+    print(
+        table(
+            ["RUN", "JOB", "AS OF", "STARTED (UTC)", "STATUS", "FINDINGS"],
+            [
+                [
+                    str(r.id),
+                    r.job,
+                    r.as_of,
+                    r.started_at,
+                    r.status,
+                    "" if r.findings is None else str(r.findings),
+                ]
+                for r in runs
+            ],
+        )
+    )
+    deliveries = store.deliveries([r.id for r in runs])
+    if deliveries:
+        print()
+        print(
+            table(
+                ["RUN", "CHANNEL", "RECIPIENT", "STATUS", "TRIES", "DETAIL"],
+                [
+                    [
+                        str(d.run_id),
+                        d.channel,
+                        d.recipient,
+                        d.status,
+                        str(d.attempts),
+                        d.last_error or d.provider_id or "",
+                    ]
+                    for d in deliveries
+                ],
+            )
+        )
+    return 0
 
 
 def preview(config_path: Path, job: str, as_of: date | None, recipient: str | None, out: Path) -> int:
@@ -125,18 +207,6 @@ def preview(config_path: Path, job: str, as_of: date | None, recipient: str | No
             print(path)
     print(_describe(job_run))
     return 0 if job_run.ok else 1
-
-
-def _summary(job_run: JobRun) -> dict:
-    return {
-        "job": job_run.job,
-        "as_of": job_run.as_of.isoformat(),
-        "period": {"start": job_run.period.start.isoformat(), "end": job_run.period.end.isoformat()},
-        "findings": [f.to_dict() for f in job_run.findings],
-        "failures": job_run.failures,
-        "notes": job_run.notes,
-        "queries": job_run.queries,
-    }
 
 
 def _describe(job_run: JobRun) -> str:

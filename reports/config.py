@@ -6,9 +6,9 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, create_model, model_validator
 
-from notifiers import delivery_type
+from notifiers import delivery_type, notifier_types
 from reports.configtypes import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
 from reports.model_base import HeraldModel, fail
 from reports.periods import Grain
@@ -118,6 +118,25 @@ class ReportConfig(HeraldModel):
     owners: list[str] = Field(default_factory=list, description="Who is told when the job fails.")
 
 
+def _channels_model() -> type[HeraldModel]:
+    """`channels:` holds each registered channel's connection settings, all optional."""
+    fields: dict[str, Any] = {
+        name: (cls.settings | None, Field(None, description=f"Connection settings for {name}."))
+        for name, cls in notifier_types().items()
+        if cls.settings is not None
+    }
+    return create_model("Channels", __base__=HeraldModel, **fields)
+
+
+Channels = _channels_model()
+
+
+class DeliveryPolicy(HeraldModel):
+    attempts: int = Field(4, ge=1, le=20, description="Tries per delivery before it is recorded as failed.")
+    backoff_seconds: float = Field(2.0, ge=0, description="Wait before the first retry; doubled each time.")
+    max_backoff_seconds: float = Field(60.0, ge=0, description="The longest wait between tries.")
+
+
 class HeraldConfig(HeraldModel):
     timezone: TimeZoneName = Field("UTC", description="Calendar days and schedules are in this zone.")
     week_start: Weekday = Field("monday", description="The first day of a week.")
@@ -129,12 +148,27 @@ class HeraldConfig(HeraldModel):
     kpis: dict[Name, KpiConfig] = Field(description="KPI definitions, by name.")
     rules: list[RuleConfig] = Field(default_factory=list, description="Threshold rules.")
     reports: dict[Name, ReportConfig] = Field(default_factory=dict, description="Jobs, by name.")
+    channels: Channels = Field(  # type: ignore[valid-type]
+        default_factory=Channels,
+        description="How to reach email and Slack; without them, deliveries go to the outbox.",
+    )
+    delivery: DeliveryPolicy = Field(
+        default_factory=DeliveryPolicy, description="Retries of failed deliveries."
+    )
+    store: Path = Field(Path("data/herald.sqlite"), description="The SQLite file of runs and deliveries.")
+    archive_url: str | None = Field(
+        None, description="Where out/ is published; emails link files too large to attach from here."
+    )
 
     _base_dir: Path = PrivateAttr(default=Path())
 
     @property
     def base_dir(self) -> Path:
         return self._base_dir
+
+    def path(self, value: Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        return value if value.is_absolute() else self.base_dir / value
 
     @property
     def templates_dir(self) -> Path | None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import jinja2
+
 from reports.build import build_all
 from reports.charts import Charts
 from reports.config import HeraldConfig
@@ -46,10 +48,11 @@ def render_run(
     charts: Charts | None = None,
     recipient: str | None = None,
     now: datetime | None = None,
+    env: jinja2.Environment | None = None,
 ) -> list[Rendered]:
     """Write every output of `run` under `folder` (one sub-folder per scoped recipient)."""
     charts = charts or Charts()
-    env = environment(config.templates_dir)
+    env = env or environment(config.templates_dir)
     results = []
     for report in build_all(config, run, charts, now, only=recipient):
         if report.role == "cs" and report.recipient is not EVERYONE and not report.findings:

@@ -12,9 +12,10 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from notifiers import _CHANNELS
+from notifiers import notifier_types
 from reports.config import (
     BusinessHours,
+    DeliveryPolicy,
     EntityConfig,
     HeraldConfig,
     KpiConfig,
@@ -107,9 +108,13 @@ def config_reference() -> str:
             lines += _section(f"when.{kind}", spec)
     lines += _section("reports.<job>", ReportConfig)
     lines += _section("reports.<job>.schedule", Schedule)
-    for channel, model in _CHANNELS.items():
-        target = model.model_fields[channel].annotation
+    for channel, notifier in notifier_types().items():
+        target = notifier.delivery.model_fields[channel].annotation
         lines += _section(f"reports.<job>.deliver[].{channel}", target)
+    for channel, notifier in notifier_types().items():
+        if notifier.settings is not None:
+            lines += _section(f"channels.{channel}", notifier.settings)
+    lines += _section("delivery", DeliveryPolicy)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -33,11 +33,15 @@ class EmailBody:
 
 
 def email_body(
-    env: jinja2.Environment, report: Report, attachments: list[str], subject: str | None = None
+    env: jinja2.Environment,
+    report: Report,
+    attachments: list[str],
+    subject: str | None = None,
+    links: dict[str, str] | None = None,
 ) -> EmailBody:
     """A short summary with one chart inline by Content-ID; CSS inlined so mail clients keep it."""
     chart = report.charts.get(report.trends[0].chart) if report.trends else None
-    context = {"report": report, "attachments": attachments, "chart": chart}
+    context = {"report": report, "attachments": attachments, "chart": chart, "links": links or {}}
     html = render(env, f"email/{report.role}.html", **context)
     text = render(env, f"email/{report.role}.txt", **context)
     title = subject or f"{report.title} — {report.period_label}"

@@ -129,6 +129,12 @@ class EmailNotifier(Notifier):
                 else "check the message and the server's limits",
                 transient=400 <= exc.smtp_code < 500,
             ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(
+                f"SMTP server {where} does not offer what Herald asked for: {exc}",
+                "check `security` (starttls, tls, none) and whether the server takes AUTH",
+                transient=False,
+            ) from None
         except ssl.SSLError as exc:
             raise DeliveryError(
                 f"TLS with {where} failed: {exc.reason}",

@@ -121,3 +121,16 @@ def job_run(config_path: Path, job: str, as_of: date = date(2026, 11, 22)):
         return config, run_job(config, job, as_of, sources)
     finally:
         sources.close()
+
+
+def demo_folder(folder: Path, demo_db: Path, edit=None) -> Path:
+    """config.yaml (edited by `edit(data)` if given) beside a link to the session's warehouse."""
+    import yaml
+
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if edit:
+        edit(data)
+    (folder / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return folder / "config.yaml"

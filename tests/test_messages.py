@@ -9,7 +9,6 @@ from datetime import date
 import openpyxl
 import pypdf
 import pytest
-import yaml
 
 from reports.build import build_all, build_report
 from reports.charts import Charts
@@ -19,7 +18,7 @@ from reports.render import renderer
 from reports.render.html import email_body
 from reports.render.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, slack_message
 from reports.render.templates import environment
-from tests.conftest import NOW, ROOT, job_run
+from tests.conftest import NOW, demo_folder, job_run
 
 EVIL = "Evil <script>alert(1)</script> & \"Q\" 'S' שלום"
 
@@ -29,20 +28,9 @@ def without_images(html: str) -> str:
     return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:image/png;base64,…", html)
 
 
-def demo_folder(tmp_path_factory, demo_db, name: str, edit=None):
-    folder = tmp_path_factory.mktemp(name)
-    (folder / "data").mkdir()
-    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
-    data = yaml.safe_load((ROOT / "config.yaml").read_text())
-    if edit:
-        edit(data)
-    (folder / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
-    return folder / "config.yaml"
-
-
 @pytest.fixture(scope="module")
 def reports(demo_db, tmp_path_factory):
-    config_path = demo_folder(tmp_path_factory, demo_db, "golden")
+    config_path = demo_folder(tmp_path_factory.mktemp("golden"), demo_db)
     charts, built = Charts(), {}
     for job in ("executive_weekly", "cs_daily_alerts", "analyst_monthly"):
         config, run = job_run(config_path, job)
@@ -132,7 +120,7 @@ def evil(demo_db, tmp_path_factory):
         )
         data["reports"]["cs_daily_alerts"]["formats"] = ["pdf", "xlsx", "html"]
 
-    config, run = job_run(demo_folder(tmp_path_factory, demo_db, "evil", rename), "cs_daily_alerts")
+    config, run = job_run(demo_folder(tmp_path_factory.mktemp("evil"), demo_db, rename), "cs_daily_alerts")
     return build_report(config, run, EVERYONE, Charts(), NOW)
 
 

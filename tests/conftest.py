@@ -134,3 +134,23 @@ def demo_folder(folder: Path, demo_db: Path, edit=None) -> Path:
         edit(data)
     (folder / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     return folder / "config.yaml"
+
+
+def execute_job(config_path: Path, job: str, out: Path, as_of: date = date(2026, 11, 22)):
+    """Run, render and deliver one job as `run.py run` does; returns the outcome and the store."""
+    from reports.charts import Charts
+    from reports.configload import load_config
+    from reports.execute import execute
+    from reports.jobs import Sources
+    from reports.render.templates import environment
+    from reports.store import Store
+
+    config = load_config(config_path)
+    sources, store = Sources(config), Store(config.path(config.store))
+    try:
+        outcome = execute(
+            config, job, as_of, out, sources=sources, charts=Charts(), env=environment(), store=store
+        )
+    finally:
+        sources.close()
+    return outcome, store

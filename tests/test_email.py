@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.charts import Charts
-from reports.configload import load_config
-from reports.execute import execute
-from reports.jobs import Sources
-from reports.render.templates import environment
 from reports.store import Store
-from tests.conftest import demo_folder
+from tests.conftest import demo_folder, execute_job
 from tests.servers import SMTP_PASSWORD, SMTP_USER, free_port, smtp_server
 
 AS_OF = date(2026, 11, 22)
@@ -47,26 +42,6 @@ def configure(
     return demo_folder(folder, demo_db, edit)
 
 
-def run_weekly(config_path: Path, tmp_path: Path):
-    config = load_config(config_path)
-    sources = Sources(config)
-    store = Store(config.path(config.store))
-    try:
-        outcome = execute(
-            config,
-            "executive_weekly",
-            AS_OF,
-            tmp_path / "out",
-            sources=sources,
-            charts=Charts(),
-            env=environment(),
-            store=store,
-        )
-    finally:
-        sources.close()
-    return outcome, store
-
-
 @pytest.fixture(autouse=True)
 def smtp_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
@@ -75,7 +50,9 @@ def smtp_password(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_the_report_arrives_as_a_well_formed_email(tmp_path, demo_db, security):
     with smtp_server(tmp_path, implicit_tls=security == "tls") as (box, port, cert):
-        outcome, store = run_weekly(configure(tmp_path / "cfg", demo_db, port, cert, security), tmp_path)
+        outcome, store = execute_job(
+            configure(tmp_path / "cfg", demo_db, port, cert, security), "executive_weekly", tmp_path / "out"
+        )
     assert outcome.ok, outcome.problems()
     assert box.logins == [SMTP_USER]
     ((recipients, raw),) = box.messages
@@ -112,7 +89,9 @@ def test_the_report_arrives_as_a_well_formed_email(tmp_path, demo_db, security):
 def test_a_temporary_refusal_is_retried(tmp_path, demo_db):
     with smtp_server(tmp_path) as (box, port, cert):
         box.answers = ["451 4.3.0 Try again later"]
-        outcome, store = run_weekly(configure(tmp_path / "cfg", demo_db, port, cert), tmp_path)
+        outcome, store = execute_job(
+            configure(tmp_path / "cfg", demo_db, port, cert), "executive_weekly", tmp_path / "out"
+        )
     assert outcome.ok and len(box.messages) == 1
     (row,) = store.deliveries()
     assert (row.status, row.attempts) == ("sent", 2)
@@ -121,7 +100,9 @@ def test_a_temporary_refusal_is_retried(tmp_path, demo_db):
 def test_a_permanent_refusal_is_recorded_as_failed(tmp_path, demo_db, herald):
     with smtp_server(tmp_path) as (box, port, cert):
         box.answers = ["550 5.1.1 Mailbox unavailable"]
-        outcome, store = run_weekly(configure(tmp_path / "cfg", demo_db, port, cert), tmp_path)
+        outcome, store = execute_job(
+            configure(tmp_path / "cfg", demo_db, port, cert), "executive_weekly", tmp_path / "out"
+        )
     assert not outcome.ok and box.messages == []
     (row,) = store.deliveries()
     assert (row.status, row.attempts) == ("failed", 1)
@@ -134,7 +115,9 @@ def test_a_server_that_is_down_is_retried_then_recorded(tmp_path, demo_db):
     from tests.servers import self_signed
 
     cert, _ = self_signed(tmp_path)
-    outcome, store = run_weekly(configure(tmp_path / "cfg", demo_db, free_port(), cert), tmp_path)
+    outcome, store = execute_job(
+        configure(tmp_path / "cfg", demo_db, free_port(), cert), "executive_weekly", tmp_path / "out"
+    )
     (result,) = outcome.deliveries
     assert (result.status, result.attempts) == ("failed", 3)
     assert "cannot reach SMTP server 127.0.0.1" in result.error
@@ -146,7 +129,9 @@ def test_wrong_password_fails_without_showing_it(tmp_path, demo_db, monkeypatch,
     monkeypatch.setenv("SMTP_PASSWORD", "wrong-password-1234")
     caplog.set_level(logging.DEBUG)
     with smtp_server(tmp_path) as (_box, port, cert):
-        outcome, store = run_weekly(configure(tmp_path / "cfg", demo_db, port, cert), tmp_path)
+        outcome, store = execute_job(
+            configure(tmp_path / "cfg", demo_db, port, cert), "executive_weekly", tmp_path / "out"
+        )
     (result,) = outcome.deliveries
     assert result.status == "failed" and result.attempts == 1
     assert "refused the login" in result.error
@@ -157,7 +142,9 @@ def test_wrong_password_fails_without_showing_it(tmp_path, demo_db, monkeypatch,
 def test_no_secret_reaches_the_logs_on_success(tmp_path, demo_db, caplog):
     caplog.set_level(logging.DEBUG)
     with smtp_server(tmp_path) as (_box, port, cert):
-        outcome, store = run_weekly(configure(tmp_path / "cfg", demo_db, port, cert), tmp_path)
+        outcome, store = execute_job(
+            configure(tmp_path / "cfg", demo_db, port, cert), "executive_weekly", tmp_path / "out"
+        )
     assert outcome.ok and caplog.records
     assert SMTP_PASSWORD not in caplog.text and SMTP_PASSWORD not in str(store.deliveries())
 
@@ -170,7 +157,7 @@ def test_an_attachment_over_the_cap_is_linked_from_the_archive(tmp_path, demo_db
         path = configure(tmp_path / "cfg", demo_db, port, cert, max_attachment_mb=0.01)
         text = path.read_text() + "archive_url: https://reports.example.com/herald\n"
         path.write_text(text)
-        outcome, _ = run_weekly(path, tmp_path)
+        outcome, _ = execute_job(path, "executive_weekly", tmp_path / "out")
     assert outcome.ok
     ((_, raw),) = box.messages
     mail = email.message_from_bytes(raw, policy=policy.default)
@@ -189,7 +176,7 @@ def test_one_recipients_retry_does_not_hold_up_the_others(tmp_path, demo_db):
         path.write_text(
             path.read_text().replace("- ceo@example.com", "- ceo@example.com\n        - coo@example.com")
         )
-        outcome, store = run_weekly(path, tmp_path)
+        outcome, store = execute_job(path, "executive_weekly", tmp_path / "out")
     assert outcome.ok
     assert [to for to, _ in box.messages] == [["coo@example.com"], ["ceo@example.com"]]
     assert {row.recipient: row.attempts for row in store.deliveries()} == {

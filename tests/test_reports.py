@@ -8,7 +8,6 @@ import duckdb
 import openpyxl
 import pypdf
 import pytest
-import yaml
 
 from reports.build import build_all, build_report, recipients
 from reports.charts import Charts
@@ -17,7 +16,7 @@ from reports.model import EVERYONE
 from reports.render import renderer
 from reports.render.slack import slack_message
 from reports.render.templates import environment
-from tests.conftest import NOW, job_run
+from tests.conftest import NOW, demo_folder, job_run
 
 WEEK = (date(2026, 11, 16), date(2026, 11, 22))
 PREVIOUS_WEEK = (date(2026, 11, 9), date(2026, 11, 15))
@@ -31,13 +30,7 @@ def pdf_text(data: bytes) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def executive(demo_db, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("exec")
-    (folder / "data").mkdir()
-    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
-    from tests.conftest import ROOT
-
-    (folder / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    config, run = job_run(folder / "config.yaml", "executive_weekly")
+    config, run = job_run(demo_folder(tmp_path_factory.mktemp("exec"), demo_db), "executive_weekly")
     report = build_report(config, run, EVERYONE, Charts(), NOW)
     return config, run, report
 
@@ -124,15 +117,13 @@ def test_charts_are_drawn_once_per_run(executive):
 @pytest.fixture(scope="module")
 def scoped(demo_db, tmp_path_factory):
     """The executive job scoped per owner, in every format."""
-    from tests.conftest import ROOT
 
-    folder = tmp_path_factory.mktemp("scoped")
-    (folder / "data").mkdir()
-    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
-    data = yaml.safe_load((ROOT / "config.yaml").read_text())
-    data["reports"]["executive_weekly"].update(scope="owner", formats=["pdf", "xlsx", "html"])
-    (folder / "config.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
-    config, run = job_run(folder / "config.yaml", "executive_weekly")
+    def per_owner(data: dict) -> None:
+        data["reports"]["executive_weekly"].update(scope="owner", formats=["pdf", "xlsx", "html"])
+
+    config, run = job_run(
+        demo_folder(tmp_path_factory.mktemp("scoped"), demo_db, per_owner), "executive_weekly"
+    )
     owner = next(r for r in recipients(config, run) if "p0012" in r.entities)  # owns the CRM incident
     charts = Charts()
     return config, run, owner, build_report(config, run, owner, charts, NOW), charts

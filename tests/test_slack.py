@@ -9,14 +9,8 @@ import pytest
 
 from notifiers import Message
 from notifiers.slack import SlackNotifier, SlackSettings
-from reports.charts import Charts
-from reports.configload import load_config
-from reports.execute import execute
-from reports.jobs import Sources
 from reports.render.slack import slack_message
-from reports.render.templates import environment
-from reports.store import Store
-from tests.conftest import demo_folder
+from tests.conftest import demo_folder, execute_job
 from tests.servers import SLACK_TOKEN, slack_server
 
 AS_OF = date(2026, 11, 22)
@@ -46,24 +40,6 @@ def configure(folder: Path, demo_db: Path, base: str, **reports) -> Path:
     return demo_folder(folder, demo_db, edit)
 
 
-def run(config_path: Path, job: str, tmp_path: Path):
-    config = load_config(config_path)
-    sources, store = Sources(config), Store(config.path(config.store))
-    try:
-        return execute(
-            config,
-            job,
-            AS_OF,
-            tmp_path / "out",
-            sources=sources,
-            charts=Charts(),
-            env=environment(),
-            store=store,
-        ), store
-    finally:
-        sources.close()
-
-
 @pytest.fixture(autouse=True)
 def token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
@@ -72,8 +48,8 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_alerts_reach_each_owner_and_the_team_channel(tmp_path, demo_db, slack):
     workspace, base = slack
     deliver = [{"slack": {"to": "owner"}}, {"slack": {"channel": "#cs-alerts"}}]
-    outcome, store = run(
-        configure(tmp_path, demo_db, base, cs_daily_alerts=deliver), "cs_daily_alerts", tmp_path
+    outcome, store = execute_job(
+        configure(tmp_path, demo_db, base, cs_daily_alerts=deliver), "cs_daily_alerts", tmp_path / "out"
     )
     assert outcome.ok, outcome.problems()
     by_channel = {post["channel"]: post for post in workspace.posts}
@@ -89,10 +65,10 @@ def test_alerts_reach_each_owner_and_the_team_channel(tmp_path, demo_db, slack):
 
 def test_reports_are_uploaded_into_the_messages_thread(tmp_path, demo_db, slack):
     workspace, base = slack
-    outcome, _ = run(
+    outcome, _ = execute_job(
         configure(tmp_path, demo_db, base, executive_weekly=[{"slack": {"channel": "#cs-alerts"}}]),
         "executive_weekly",
-        tmp_path,
+        tmp_path / "out",
     )
     assert outcome.ok, outcome.problems()
     (_post,) = workspace.posts
@@ -107,10 +83,10 @@ def test_rate_limits_are_waited_out(tmp_path, demo_db, slack):
     workspace, base = slack
     workspace.rate_limit_next = 1
     started = time.monotonic()
-    outcome, store = run(
+    outcome, store = execute_job(
         configure(tmp_path, demo_db, base, cs_daily_alerts=[{"slack": {"channel": "#cs-alerts"}}]),
         "cs_daily_alerts",
-        tmp_path,
+        tmp_path / "out",
     )
     assert outcome.ok
     assert time.monotonic() - started >= 1  # Retry-After: 1
@@ -122,8 +98,8 @@ def test_rate_limits_are_waited_out(tmp_path, demo_db, slack):
 def test_a_bot_outside_the_channel_is_told_to_invite_itself(tmp_path, demo_db, slack):
     _workspace, base = slack
     deliver = [{"slack": {"channel": "#private-team"}}, {"slack": {"channel": "#cs-alerts"}}]
-    outcome, _store = run(
-        configure(tmp_path, demo_db, base, cs_daily_alerts=deliver), "cs_daily_alerts", tmp_path
+    outcome, _store = execute_job(
+        configure(tmp_path, demo_db, base, cs_daily_alerts=deliver), "cs_daily_alerts", tmp_path / "out"
     )
     failed, sent = outcome.deliveries
     assert failed.status == "failed" and failed.attempts == 1
@@ -136,10 +112,10 @@ def test_a_bot_outside_the_channel_is_told_to_invite_itself(tmp_path, demo_db, s
 
 def test_an_unknown_channel_names_the_fix(tmp_path, demo_db, slack):
     _, base = slack
-    outcome, _ = run(
+    outcome, _ = execute_job(
         configure(tmp_path, demo_db, base, cs_daily_alerts=[{"slack": {"channel": "#nope"}}]),
         "cs_daily_alerts",
-        tmp_path,
+        tmp_path / "out",
     )
     (result,) = outcome.deliveries
     assert "Slack channel #nope was not found" in result.error
@@ -149,10 +125,10 @@ def test_a_bad_token_fails_without_showing_any_token(tmp_path, demo_db, slack, m
     workspace, base = slack
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-wrong-token-5555")
     caplog.set_level(logging.DEBUG)
-    outcome, store = run(
+    outcome, store = execute_job(
         configure(tmp_path, demo_db, base, cs_daily_alerts=[{"slack": {"channel": "C100"}}]),
         "cs_daily_alerts",
-        tmp_path,
+        tmp_path / "out",
     )
     (result,) = outcome.deliveries
     assert result.status == "failed" and result.attempts == 1
@@ -166,8 +142,8 @@ def test_webhooks_carry_the_blocks(tmp_path, demo_db, slack, monkeypatch):
     workspace, base = slack
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{base}/webhook")
     deliver = [{"slack": {"webhook": "${SLACK_WEBHOOK_URL}"}}]
-    outcome, store = run(
-        configure(tmp_path, demo_db, base, cs_daily_alerts=deliver), "cs_daily_alerts", tmp_path
+    outcome, store = execute_job(
+        configure(tmp_path, demo_db, base, cs_daily_alerts=deliver), "cs_daily_alerts", tmp_path / "out"
     )
     assert outcome.ok
     (post,) = workspace.webhook_posts

@@ -14,18 +14,12 @@ from reports.model import EVERYONE
 from reports.render import renderer
 from reports.render.templates import environment
 from reports.render.xlsx import MAX_ROWS, _Styles, write_table
-from tests.conftest import NOW, job_run
+from tests.conftest import NOW, demo_folder, job_run
 
 
 @pytest.fixture(scope="module")
 def workbook(demo_db, tmp_path_factory):
-    from tests.conftest import ROOT
-
-    folder = tmp_path_factory.mktemp("analyst")
-    (folder / "data").mkdir()
-    (folder / "data" / "demo.duckdb").symlink_to(demo_db)
-    (folder / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    config, run = job_run(folder / "config.yaml", "analyst_monthly")
+    config, run = job_run(demo_folder(tmp_path_factory.mktemp("analyst"), demo_db), "analyst_monthly")
     report = build_report(config, run, EVERYONE, Charts(), NOW)
     data = renderer("xlsx", environment()).render(report)
     return report, openpyxl.load_workbook(io.BytesIO(data))

@@ -3,10 +3,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The BigQuery emulator lives in its own environment: its dependencies are many and not ours.
+BQ_VENV := .venv-bq
+BQ_STAMP := $(BQ_VENV)/.installed
+BQ_PINS := bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy==2.3.5
 AS_OF ?= 2026-11-22
 DEMO_DB := data/demo.duckdb
 
-.PHONY: install run test lint format docs bench demo-data clean
+.PHONY: install run test lint format docs bench demo-data clean postgres
 
 install: $(STAMP)
 
@@ -25,8 +29,24 @@ demo-data: $(DEMO_DB)
 run: $(STAMP) $(DEMO_DB)
 	$(PY) run.py run --all --as-of $(AS_OF) --out out
 
-test: $(STAMP)
-	$(PY) -m pytest
+$(BQ_STAMP): Makefile
+	@test -x $(BQ_VENV)/bin/python || $(PYTHON) -m venv $(BQ_VENV)
+	$(BQ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BQ_VENV)/bin/python -m pip install --quiet $(BQ_PINS)
+	@# DuckDB cannot download its spatial extension offline: place the wheel's copy where it looks.
+	$(BQ_VENV)/bin/python -c "import duckdb, duckdb_extension_spatial as s, pathlib, shutil; \
+	  v = duckdb.__version__; p = duckdb.connect().execute('PRAGMA platform').fetchone()[0]; \
+	  src = pathlib.Path(s.__file__).parent / 'extensions' / f'v{v}' / 'spatial.duckdb_extension'; \
+	  dst = pathlib.Path.home() / '.duckdb' / 'extensions' / f'v{v}' / p; dst.mkdir(parents=True, exist_ok=True); \
+	  shutil.copy(src, dst)"
+	@touch $(BQ_STAMP)
+
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { echo "installing PostgreSQL for the tests"; apt-get update -q && apt-get install -y -q postgresql; }
+
+test: $(STAMP) $(BQ_STAMP) postgres
+	HERALD_BQEMULATOR=$(CURDIR)/$(BQ_VENV)/bin/bqemulator $(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) bench/render.py

@@ -32,7 +32,12 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="run.py", description="Herald: scheduled KPI reports and alerts.")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("validate", parents=[common], help="check the config; exit 2 listing every error")
+    validate = commands.add_parser(
+        "validate", parents=[common], help="check the config; exit 2 listing every error"
+    )
+    validate.add_argument(
+        "--check-sources", action="store_true", help="also connect to each source and dry-run every KPI query"
+    )
     schema = commands.add_parser("schema", parents=[common], help="print the config's JSON Schema")
     schema.add_argument("--markdown", action="store_true", help="print the config reference instead")
     commands.add_parser("list", parents=[common], help="jobs, their next run, formats and recipients")
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "validate":
-            return commands.validate(args.config)
+            return commands.validate(args.config, args.check_sources)
         if args.command == "schema":
             return commands.schema(args.markdown)
         if args.command == "list":

@@ -224,6 +224,7 @@ def _freshness(kpi: KpiData, as_of: date, tz: ZoneInfo) -> Freshness:
 def _definition(config: HeraldConfig, name: str) -> Definition:
     kpi = config.kpis[name]
     source = config.sources[kpi.source]
+    dialect = source.type if not isinstance(kpi.sql, dict) or source.type in kpi.sql else next(iter(kpi.sql))
     return Definition(
         name,
         kpi.label,
@@ -231,7 +232,7 @@ def _definition(config: HeraldConfig, name: str) -> Definition:
         kpi.aggregate,
         kpi.higher_is_better,
         kpi.source,
-        kpi.sql_for(source.type).strip(),
+        kpi.sql_for(dialect, name).strip(),
         kpi.description,
     )
 

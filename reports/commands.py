@@ -13,6 +13,7 @@ from croniter import croniter
 from reports import demo
 from reports.build import recipients
 from reports.charts import Charts
+from reports.checks import check_all
 from reports.config import HeraldConfig
 from reports.configload import load_config
 from reports.errors import UsageError
@@ -26,13 +27,18 @@ from reports.store import Store
 from reports.tables import table
 
 
-def validate(config_path: Path) -> int:
+def validate(config_path: Path, check_sources: bool = False) -> int:
     config = load_config(config_path)
     print(
         f"{config_path}: OK — {len(config.sources)} sources, {len(config.kpis)} KPIs, "
         f"{len(config.rules)} rules, {len(config.reports)} jobs"
     )
-    return 0
+    if not check_sources:
+        return 0
+    results = check_all(config)
+    rows = [[r.kind, r.name, r.source, "ok" if r.ok else "FAILED", r.detail] for r in results]
+    print(table(["WHAT", "NAME", "SOURCE", "STATUS", "DETAIL"], rows))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def schema(markdown: bool) -> int:

@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, create_model, model_validator
 
 from notifiers import delivery_type, notifier_types
 from reports.configtypes import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
+from reports.errors import KpiError
 from reports.model_base import HeraldModel, fail
 from reports.periods import Grain
 from reports.rules import condition_type
@@ -58,8 +59,17 @@ class KpiConfig(HeraldModel):
     business_hours: BusinessHours | None = Field(None, description="Hourly KPIs: count only these hours.")
     description: str = Field("", description="What the KPI means, for the Definitions sheet.")
 
-    def sql_for(self, source_type: str) -> str:
-        return self.sql if isinstance(self.sql, str) else self.sql[source_type]
+    def sql_for(self, dialect: str, name: str = "") -> str:
+        """The SQL for a source's dialect: the one string, or the mapping's entry for it."""
+        if isinstance(self.sql, str):
+            return self.sql
+        if dialect not in self.sql:
+            raise KpiError(
+                name,
+                f"no SQL for {dialect} (it has {', '.join(self.sql)})",
+                f"add `{dialect}:` under the KPI's `sql:`",
+            )
+        return self.sql[dialect]
 
     @model_validator(mode="after")
     def _hours_need_hourly(self) -> KpiConfig:

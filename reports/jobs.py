@@ -74,10 +74,12 @@ class Sources:
     def __init__(self, config: HeraldConfig) -> None:
         self._config = config
         self._open: dict[str, Source] = {}
+        self.labels: dict[str, str] = {}  # who is asking, set per job
 
     def __getitem__(self, name: str) -> Source:
         if name not in self._open:
             self._open[name] = open_source(name, self._config.sources[name], self._config.base_dir)
+        self._open[name].labels = self.labels
         return self._open[name]
 
     @property
@@ -123,6 +125,7 @@ def run_job(
 ) -> JobRun:
     check_jobs(config, [job])
     report, tz = config.reports[job], ZoneInfo(config.timezone)
+    sources.labels = {"herald_job": job, "herald_run": f"{job}-{as_of.isoformat()}"}
     rules = config.rules_for(job)
     names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
     before = sources.queries

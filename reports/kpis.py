@@ -176,8 +176,9 @@ def load_kpi(
     else:
         params = {"start": window.start, "end": window.end}
     params.update(as_of=as_of, entities=entities)
+    sql = config.sql_for(source.dialect, name)
     try:
-        raw = source.query(config.sql_for(source.type_name), params)
+        raw = source.query(sql, params)
     except HeraldError as exc:
         raise KpiError(name, exc.message, exc.hint) from None
     frame = _check_shape(name, config, raw)

@@ -215,3 +215,57 @@ def slack_server() -> Iterator[tuple[SlackWorkspace, str]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def bigquery_billing_limits(dry_run_bytes: int) -> Iterator[str]:
+    """A BigQuery endpoint whose dry runs estimate `dry_run_bytes` and whose real queries are refused
+    for exceeding the bytes-billed cap: the emulator enforces no cap, so this stands in for it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            reference = body.get("jobReference", {"projectId": "p", "jobId": "j"})
+            if body.get("configuration", {}).get("dryRun"):
+                answer, status = (
+                    {
+                        "kind": "bigquery#job",
+                        "jobReference": reference,
+                        "status": {"state": "DONE"},
+                        "configuration": body["configuration"],
+                        "statistics": {
+                            "totalBytesProcessed": str(dry_run_bytes),
+                            "query": {"totalBytesProcessed": str(dry_run_bytes)},
+                        },
+                    },
+                    200,
+                )
+            else:
+                message = "Query exceeded limit for bytes billed: 1000. 10485760 or higher required."
+                answer = {
+                    "error": {
+                        "code": 400,
+                        "message": message,
+                        "status": "INVALID_ARGUMENT",
+                        "errors": [{"reason": "bytesBilledLimitExceeded", "message": message}],
+                    }
+                }
+                status = 400
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -143,7 +143,7 @@ BROKEN = [
         "type: duckbd",
         "duckbd",
         "unknown source type 'duckbd' in sources.demo",
-        "did you mean 'duckdb'? use one of: duckdb",
+        "did you mean 'duckdb'? use one of: bigquery, duckdb, sql",
     ),
     (
         "severity: warning",

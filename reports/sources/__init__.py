@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +37,12 @@ def bind_style(sql: str, placeholder: Callable[[str], str]) -> str:
     return _TOKENS.sub(lambda m: placeholder(m[6]) if m[6] else m[0], sql)
 
 
+@dataclass(frozen=True)
+class SourceCheck:
+    columns: list[str]
+    bytes_scanned: int | None  # None where the warehouse does not estimate
+
+
 class SourceConfig(HeraldModel):
     """Fields every source type shares; each type adds its own."""
 
@@ -53,6 +60,18 @@ class Source(ABC):
         self.config = config
         self.base_dir = base_dir
         self.queries_run = 0
+        self.labels: dict[str, str] = {}  # who is asking (job, run), for warehouses that bill by query
+
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect, which picks a KPI's per-dialect SQL (`sql: {duckdb: ..., bigquery: ...}`)."""
+        return self.type_name
+
+    def check(self, sql: str, params: Mapping[str, Any]) -> SourceCheck:
+        """Plan the query without reading data: its columns, and bytes it would scan where known."""
+        used = parameters_in(sql)
+        frame = self._run(f"SELECT * FROM ({sql}) AS herald_check LIMIT 0", {n: params[n] for n in used})
+        return SourceCheck([str(c) for c in frame.columns], None)
 
     def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         """Run `sql` with the parameters it names bound from `params`."""
@@ -93,4 +112,6 @@ def open_source(name: str, config: SourceConfig, base_dir: Path) -> Source:
 
 
 # Built-in types register themselves on import, the same way a third-party type would.
-from reports.sources import duckdb as _duckdb  # noqa: E402, F401
+import reports.sources.bigquery  # noqa: E402
+import reports.sources.duckdb  # noqa: E402
+import reports.sources.sql  # noqa: E402, F401

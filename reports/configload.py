@@ -213,6 +213,18 @@ def check_references(located: Located) -> list[ConfigIssue]:
     for job, report in section("reports").items():
         if not isinstance(report, dict):
             continue
+        for index, entry in enumerate(
+            report.get("deliver") if isinstance(report.get("deliver"), list) else []
+        ):
+            target = next(iter(entry.values()), None) if isinstance(entry, dict) and len(entry) == 1 else None
+            if isinstance(target, dict) and target.get("to") == "owner" and not report.get("scope"):
+                issues.append(
+                    located.issue(
+                        ("reports", job, "deliver", index),
+                        "`to: owner` sends each owner their own report, but the job has no `scope`",
+                        f"add `scope: owner` to reports.{job}",
+                    )
+                )
         for key, defined, what in (("kpis", kpis, "KPI"), ("rules", rule_names, "rule")):
             names = report.get(key)
             for index, value in enumerate(names if isinstance(names, list) else []):

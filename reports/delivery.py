@@ -25,7 +25,6 @@ from notifiers.slack import SlackDelivery, SlackNotifier
 from reports.config import DeliveryPolicy, HeraldConfig
 from reports.model import EVERYONE, Report
 from reports.outputs import Rendered
-from reports.render import formats
 from reports.render.html import email_body
 from reports.render.slack import slack_message
 from reports.store import Store
@@ -245,7 +244,3 @@ def deliver(
         sleep(wait * random.uniform(0.5, 1.0))  # jitter, so retries from many runs do not line up
         waiting = retry
     return [outcomes[id(d)] for d in deliveries]
-
-
-def available_formats() -> list[str]:
-    return formats()

@@ -207,6 +207,15 @@ def test_each_mistake_names_its_line_column_and_fix(old, new, token, message, hi
     assert hint in matching[0].split(" — ", 1)[1]
 
 
+def test_owner_deliveries_need_a_scope():
+    text = VALID + "    deliver:\n      - slack: {to: owner}\n"
+    (line,) = problems(text)
+    assert line == (
+        f"config.yaml:{at(text, '- |slack')}: `to: owner` sends each owner their own report, "
+        "but the job has no `scope` — add `scope: owner` to reports.daily"
+    )
+
+
 def test_not_yaml_points_at_the_line():
     text = VALID.replace("    source: demo\n", "    source: demo\n  \tbad: [\n")
     (line,) = problems(text)

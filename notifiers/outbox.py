@@ -4,6 +4,7 @@ what `--dry-run` uses, so every delivery can be seen without a network."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -22,7 +23,9 @@ class OutboxDelivery(HeraldModel):
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.@" else "-" for c in name).strip("-.") or "recipient"
+    """A file name from an address or subject: letters, digits and -_.@ only."""
+    text = "".join(c if c.isalnum() or c in "-_.@" else "-" for c in name)
+    return re.sub(r"-{2,}", "-", text).strip("-.") or "recipient"
 
 
 @register
@@ -38,6 +41,8 @@ class OutboxNotifier(Notifier):
         self.sender = sender
 
     def send(self, message: Message, address: str) -> str:
+        if self.stands_in_for == "outbox":
+            return self._archive(message, Path(address) if address else self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"{self.stands_in_for}-{_safe(address)}"
         if self.stands_in_for == "slack":
@@ -49,4 +54,13 @@ class OutboxNotifier(Notifier):
             return f"outbox:{path}"
         path = self.folder / f"{stem}.eml"
         path.write_bytes(build_mime(message, self.sender, address).as_bytes())
+        return f"outbox:{path}"
+
+    def _archive(self, message: Message, folder: Path) -> str:
+        """A `deliver: - outbox:` entry: the report's files, and its email as .eml, in a folder."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for attachment in message.attachments:
+            (folder / attachment.name).write_bytes(attachment.data)
+        path = folder / f"{_safe(message.subject)}.eml"
+        path.write_bytes(build_mime(message, self.sender, self.sender).as_bytes())
         return f"outbox:{path}"

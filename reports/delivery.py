@@ -179,7 +179,7 @@ def plan(config: HeraldConfig, env: jinja2.Environment, results: list[Rendered])
                 Delivery(
                     "outbox",
                     str(entry.outbox.path or "outbox"),
-                    "report",
+                    str(config.path(entry.outbox.path)) if entry.outbox.path else "",
                     email_message(env, config, everyone, None),
                 )
             )

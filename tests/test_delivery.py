@@ -90,3 +90,17 @@ def test_history_before_any_run_and_for_an_unknown_job(herald, demo_config):
     assert herald("history", "--config", demo_config).out.strip() == "No runs recorded yet."
     unknown = herald("history", "weekly", "--config", demo_config)
     assert unknown.code == 2 and "there is no job named 'weekly'" in unknown.err
+
+
+def test_an_outbox_delivery_files_the_report_in_its_folder(herald, tmp_path, demo_db):
+    def archive(data: dict) -> None:
+        data["reports"]["analyst_monthly"]["deliver"] = [{"outbox": {"path": "shared/analysts"}}]
+
+    config = demo_folder(tmp_path / "cfg", demo_db, archive)
+    result = herald("run", "analyst_monthly", "--as-of", INCIDENT_DAY, "--config", config)
+    assert result.code == 0, result.err
+    folder = tmp_path / "cfg" / "shared" / "analysts"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["Monthly-KPI-export-November-2026.eml", "analyst_monthly-2026-11-22.xlsx"]
+    rendered = tmp_path / "out" / "analyst_monthly" / INCIDENT_DAY / "analyst_monthly-2026-11-22.xlsx"
+    assert (folder / names[1]).read_bytes() == rendered.read_bytes()

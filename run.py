@@ -104,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("herald: stopped", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        # A fault in Herald itself, not the user's: one line, and how to see the whole story.
+        print(
+            f"herald: internal error: {type(exc).__name__}: {exc} (run again with -v for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -110,7 +110,9 @@ def run(
         sources.close()
     if as_json:
         summaries = [
-            summary(o.run) | {"deliveries": _deliveries(o), "error": o.error} for o in outcomes if o.run
+            (summary(o.run) if o.run else {"job": o.job, "as_of": o.as_of.isoformat()})
+            | {"deliveries": _deliveries(o), "error": o.error}
+            for o in outcomes
         ]
         print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     else:

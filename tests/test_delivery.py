@@ -104,3 +104,16 @@ def test_an_outbox_delivery_files_the_report_in_its_folder(herald, tmp_path, dem
     assert names == ["Monthly-KPI-export-November-2026.eml", "analyst_monthly-2026-11-22.xlsx"]
     rendered = tmp_path / "out" / "analyst_monthly" / INCIDENT_DAY / "analyst_monthly-2026-11-22.xlsx"
     assert (folder / names[1]).read_bytes() == rendered.read_bytes()
+
+
+def test_json_output_keeps_a_job_that_could_not_run(herald, tmp_path, demo_db):
+    def break_entities(data: dict) -> None:
+        data["entities"]["project"]["sql"] = "SELECT * FROM nowhere"
+
+    config = demo_folder(tmp_path / "cfg", demo_db, break_entities)
+    result = herald("run", "cs_daily_alerts", "--as-of", INCIDENT_DAY, "--json", "--config", config)
+    assert result.code == 1
+    outcome = json.loads(result.out)
+    assert (
+        outcome["job"] == "cs_daily_alerts" and "Table with name nowhere does not exist" in outcome["error"]
+    )

@@ -229,3 +229,19 @@ def test_a_job_run_rolls_up_by_dimension(demo_config):
     assert {"value", "reference", "change", "change_pct"} <= set(cards.columns)
     trend = events.series(periods.trailing(run.as_of, "week", 12), run.groups("owner"))
     assert trend.shape[1] == 12 and set(trend.index) == set(run.entities["owner"])
+
+
+def test_an_internal_fault_is_one_line_unless_verbose(herald, demo_config, monkeypatch):
+    import reports.commands
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(reports.commands, "list_jobs", broken)
+    result = herald("list", "--config", demo_config)
+    assert result.code == 1
+    assert result.err == (
+        "herald: internal error: ZeroDivisionError: division by zero (run again with -v for the traceback)\n"
+    )
+    with pytest.raises(ZeroDivisionError):
+        herald("list", "-v", "--config", demo_config)

@@ -25,15 +25,9 @@ from notifiers.slack import SlackDelivery, SlackNotifier
 from reports.config import DeliveryPolicy, HeraldConfig
 from reports.model import EVERYONE, Report
 from reports.outputs import Rendered
-from reports.render.html import email_body
-from reports.render.slack import slack_message
 from reports.store import Store
 
 log = logging.getLogger(__name__)
-ATTACHED = {
-    "pdf": "application/pdf",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 @dataclass
@@ -67,7 +61,7 @@ class Outcome:
     error: str | None = None
 
 
-def notifiers(config: HeraldConfig, outbox: Path, dry_run: bool) -> dict[str, Notifier]:
+def channels_for(config: HeraldConfig, outbox: Path, dry_run: bool) -> dict[str, Notifier]:
     """Real channels where credentials are configured; the outbox stands in for the rest."""
     email, slack = config.channels.email, config.channels.slack
     sender = email.sender if email else "herald@localhost"
@@ -87,45 +81,25 @@ def _subject(template: str | None, report: Report) -> str | None:
     return env.from_string(template).render(report=report, period=report.period).strip()
 
 
-def _files(rendered: Rendered) -> list[Path]:
-    return [p for p in rendered.files if p.suffix.lstrip(".") in ATTACHED]
+def _attachments(rendered: Rendered) -> list[Attachment]:
+    return [Attachment(path.name, path.read_bytes(), media) for path, media in rendered.attached]
 
 
-def email_message(
-    env: jinja2.Environment, config: HeraldConfig, rendered: Rendered, subject: str | None
-) -> Message:
-    """The email for one report: files attached up to the size cap, larger ones linked."""
-    cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
-    attachments, links = [], {}
-    for path in _files(rendered):
-        if path.stat().st_size <= cap:
-            attachments.append(Attachment(path.name, path.read_bytes(), ATTACHED[path.suffix.lstrip(".")]))
-        else:
-            links[path.name] = _archive_link(config, path)
-    body = email_body(
-        env, rendered.report, [a.name for a in attachments], _subject(subject, rendered.report), links=links
-    )
-    return Message(body.subject, body.text, body.html, body.inline, attachments)
-
-
-def _archive_link(config: HeraldConfig, path: Path) -> str:
-    out = path.resolve()
-    if config.archive_url:
-        for parent in out.parents:
-            if parent.name == "out":
-                return config.archive_url.rstrip("/") + "/" + out.relative_to(parent).as_posix()
-    return str(out)
+def email_message(rendered: Rendered, subject: str | None) -> Message:
+    """The email for one report, from the body rendered with it; `subject` is the entry's template."""
+    body = rendered.email
+    assert body is not None, "render_run renders every report's email body"
+    title = _subject(subject, rendered.report) or body.subject
+    return Message(title, body.text, body.html, body.inline, _attachments(rendered))
 
 
 def slack_message_for(rendered: Rendered, with_files: bool) -> Message:
-    payload = slack_message(rendered.report)
-    files = [Attachment(p.name, p.read_bytes(), ATTACHED[p.suffix.lstrip(".")]) for p in _files(rendered)]
-    return Message(
-        payload["text"], payload["text"], blocks=payload["blocks"], attachments=files if with_files else []
-    )
+    payload = rendered.slack
+    files = _attachments(rendered) if with_files else []
+    return Message(payload["text"], payload["text"], blocks=payload["blocks"], attachments=files)
 
 
-def plan(config: HeraldConfig, env: jinja2.Environment, results: list[Rendered]) -> list[Delivery]:
+def plan(config: HeraldConfig, results: list[Rendered]) -> list[Delivery]:
     """Every delivery the job's `deliver:` asks for: fixed recipients get everyone's report,
     `to: owner` gets each owner their own."""
     everyone = next((r for r in results if r.report.recipient is EVERYONE), None)
@@ -141,13 +115,13 @@ def plan(config: HeraldConfig, env: jinja2.Environment, results: list[Rendered])
                         "email",
                         r.report.recipient.email,
                         r.report.recipient.email,
-                        email_message(env, config, r, target.subject),
+                        email_message(r, target.subject),
                     )
                     for r in scoped
                     if r.report.recipient.email
                 ]
             elif everyone:
-                message = email_message(env, config, everyone, target.subject)
+                message = email_message(everyone, target.subject)
                 planned += [Delivery("email", address, address, message) for address in target.to]
         elif isinstance(entry, SlackDelivery):
             target = entry.slack
@@ -180,7 +154,7 @@ def plan(config: HeraldConfig, env: jinja2.Environment, results: list[Rendered])
                     "outbox",
                     str(entry.outbox.path or "outbox"),
                     str(config.path(entry.outbox.path)) if entry.outbox.path else "",
-                    email_message(env, config, everyone, None),
+                    email_message(everyone, None),
                 )
             )
     return planned

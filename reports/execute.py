@@ -14,7 +14,7 @@ import jinja2
 from notifiers import Notifier
 from reports.charts import Charts
 from reports.config import HeraldConfig
-from reports.delivery import Outcome, deliver, failure_notice, notifiers, plan
+from reports.delivery import Outcome, channels_for, deliver, failure_notice, plan
 from reports.errors import HeraldError
 from reports.jobs import JobRun, Progress, Sources, run_job
 from reports.outputs import Rendered, render_run
@@ -81,16 +81,15 @@ def execute(
 ) -> JobOutcome:
     folder = out / job / as_of.isoformat()
     outcome = JobOutcome(job, as_of, folder)
-    channels = channels or notifiers(config, out / "outbox" / job / as_of.isoformat(), dry_run)
+    owned = channels is None  # close only what this call opened
+    channels = channels or channels_for(config, out / "outbox" / job / as_of.isoformat(), dry_run)
     run_id = store.start_run(job, as_of.isoformat())
     try:
         outcome.run = run_job(config, job, as_of, sources, progress)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
         outcome.rendered = render_run(config, outcome.run, folder, charts, env=env)
-        outcome.deliveries = deliver(
-            plan(config, env, outcome.rendered), channels, store, run_id, config.delivery
-        )
+        outcome.deliveries = deliver(plan(config, outcome.rendered), channels, store, run_id, config.delivery)
     except HeraldError as exc:
         log.error("job %s: %s", job, exc)
         outcome.error = str(exc)
@@ -101,6 +100,7 @@ def execute(
     if problems and owners:
         notices = failure_notice(job, as_of.isoformat(), owners, problems)
         outcome.deliveries += deliver(notices, channels, store, run_id, config.delivery)
-    for channel in channels.values():
-        channel.close()
+    if owned:
+        for channel in channels.values():
+            channel.close()
     return outcome

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -20,25 +23,44 @@ from reports.config import HeraldConfig
 from reports.jobs import JobRun
 from reports.model import EVERYONE, Report
 from reports.render import renderer
-from reports.render.html import email_body
+from reports.render.html import EmailBody, email_body
 from reports.render.slack import slack_message
 from reports.render.templates import environment
 
 
 @dataclass
 class Rendered:
+    """One recipient's report, its files, and the messages that carry them, each rendered once."""
+
     report: Report
     folder: Path
     files: list[Path] = field(default_factory=list)
+    attached: list[tuple[Path, str]] = field(default_factory=list)  # (file, media type) sent with messages
+    links: dict[str, str] = field(default_factory=dict)  # file name → archive link, for files too large
+    email: EmailBody | None = None
+    slack: dict[str, Any] = field(default_factory=dict)
 
 
-def _write(path: Path, data: bytes | str) -> Path:
+def _write(path: Path, data: bytes | str | Callable[[Path], None]) -> Path:
     """Write through a temporary name so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    if callable(data):
+        data(partial)
+    else:
+        partial.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     os.replace(partial, path)
     return path
+
+
+def archive_link(config: HeraldConfig, path: Path) -> str:
+    """Where a reader downloads `path`: under `archive_url` when set, else its local path."""
+    out = path.resolve()
+    if config.archive_url:
+        for parent in out.parents:
+            if parent.name == "out":
+                return config.archive_url.rstrip("/") + "/" + out.relative_to(parent).as_posix()
+    return str(out)
 
 
 def render_run(
@@ -53,6 +75,7 @@ def render_run(
     """Write every output of `run` under `folder` (one sub-folder per scoped recipient)."""
     charts = charts or Charts()
     env = env or environment(config.templates_dir)
+    cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
     results = []
     for report in build_all(config, run, charts, now, only=recipient):
         if report.role == "cs" and report.recipient is not EVERYONE and not report.findings:
@@ -61,23 +84,22 @@ def render_run(
         done = Rendered(report, target)
         for fmt in run.report.formats:
             output = renderer(fmt, env)
-            path = target / f"{report.file_stem}.{output.extension}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".partial")
-            output.write(report, partial)
-            os.replace(partial, path)
+            path = _write(target / f"{report.file_stem}.{output.extension}", partial(output.write, report))
             done.files.append(path)
-        body = email_body(env, report, [p.name for p in done.files])
-        done.files.append(_write(target / "email.html", body.html))
-        done.files.append(_write(target / "email.txt", body.text))
-        for cid, png in body.inline.items():
+            if not output.attached:
+                continue
+            if path.stat().st_size <= cap:
+                done.attached.append((path, output.media_type))
+            else:
+                done.links[path.name] = archive_link(config, path)
+        done.email = email_body(env, report, [p.name for p, _ in done.attached], links=done.links)
+        done.files.append(_write(target / "email.html", done.email.html))
+        done.files.append(_write(target / "email.txt", done.email.text))
+        for cid, png in done.email.inline.items():
             done.files.append(_write(target / f"{cid.split('@')[0]}.png", png))
+        done.slack = slack_message(report)
         if report.role == "cs" or any("slack" in d.model_dump() for d in run.report.deliver):
-            done.files.append(
-                _write(
-                    target / "slack.json",
-                    json.dumps(slack_message(report), indent=2, ensure_ascii=False) + "\n",
-                )
-            )
+            text = json.dumps(done.slack, indent=2, ensure_ascii=False) + "\n"
+            done.files.append(_write(target / "slack.json", text))
         results.append(done)
     return results

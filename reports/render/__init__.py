@@ -19,6 +19,7 @@ class Renderer(ABC):
     format: ClassVar[str]
     extension: ClassVar[str]
     media_type: ClassVar[str]
+    attached: ClassVar[bool] = True  # sent with the email and uploaded to Slack; False: archive only
 
     def __init__(self, env: jinja2.Environment) -> None:
         self.env = env

@@ -19,6 +19,7 @@ class HtmlRenderer(Renderer):
     format = "html"
     extension = "html"
     media_type = "text/html"
+    attached = False
 
     def render(self, report: Report) -> bytes:
         return render(self.env, f"{report.role}.html", report=report).encode("utf-8")

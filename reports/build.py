@@ -10,6 +10,7 @@ import pandas as pd
 from reports import periods
 from reports.charts import Charts
 from reports.config import HeraldConfig, OwnerColumns
+from reports.formatting import as_number
 from reports.jobs import JobRun
 from reports.kpis import KpiData, compare
 from reports.model import (
@@ -24,7 +25,6 @@ from reports.model import (
     Report,
     Rollup,
     Trend,
-    _number,
 )
 
 
@@ -121,19 +121,18 @@ def _card(config: HeraldConfig, run: JobRun, name: str, tz: ZoneInfo) -> KpiCard
     row = compare(pd.Series({"all": now}), pd.Series({"all": before})).reindex(["all"]).iloc[0]
     return KpiCard(
         **base,
-        value=_number(now),
-        previous=_number(before),
-        change=_number(row["change"]),
-        change_pct=_number(row["change_pct"]),
+        value=as_number(now),
+        previous=as_number(before),
+        change=as_number(row["change"]),
+        change_pct=as_number(row["change_pct"]),
         stale=kpi.is_stale(run.as_of, tz),
     )
 
 
 def _trend(report: Report, kpi: KpiData, count: int, week_start: str, charts: Charts) -> Trend:
     spans = periods.trailing(report.as_of, report.grain, 2 * count, week_start)
-    everyone = pd.Series("all", index=kpi.frame["entity"].unique(), name="all")
-    table = kpi.series(spans, everyone)
-    values = [_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
+    table = kpi.series(spans, kpi.everyone())
+    values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
     # A past period the data only partly covers would plot as a false dip: leave it out.
     covered = kpi.frame["day"].dt.date.unique()
     for index, span in enumerate(spans[:-1]):
@@ -166,10 +165,10 @@ def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int, ch
         return Mover(
             entity,
             str(names.get(entity, entity)),
-            _number(row["value"]),
-            _number(row["reference"]),
-            _number(row["change"]),
-            _number(row["change_pct"]),
+            as_number(row["value"]),
+            as_number(row["reference"]),
+            as_number(row["change"]),
+            as_number(row["change_pct"]),
         )
 
     ordered = table.sort_values(["change", "value"], ascending=[False, False], kind="stable")

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -152,10 +153,7 @@ def _draw_distribution(title: str, values: list, xlabel: str) -> Figure:
     figure, ax = plt.subplots(figsize=(3.6, 1.9))
     finite = sorted(v for v in values if not math.isnan(v) and not math.isinf(v))
     # Most entities move a little: scale to the bulk (2nd to 98th percentile) and pile outliers at the edges.
-    low, high = (
-        finite[int(len(finite) * 0.02)],
-        finite[int(len(finite) * 0.98) - 1] if len(finite) > 1 else finite[-1],
-    )
+    low, high = np.percentile(finite, [2, 98])
     edge = max(5.0, math.ceil(max(abs(low), abs(high)) / 5) * 5)
     clipped = [max(-edge, min(edge, v)) for v in finite]
     ax.hist(clipped, bins=24, range=(-edge, edge), color=PRIMARY, edgecolor="white", linewidth=0.5)

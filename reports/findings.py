@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from reports import periods
+from reports.formatting import as_number
 from reports.kpis import KpiData
 from reports.periods import Grain
 from reports.rules import RuleContext
@@ -42,10 +42,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["as_of"] = self.as_of.isoformat()
-        for key in ("value", "reference", "threshold"):
-            if data[key] is not None and math.isnan(data[key]):
-                data[key] = None
-        return data
+        return data  # numbers are already None where missing (evaluate_rule cleans them)
 
 
 def evaluate_rule(
@@ -67,20 +64,12 @@ def evaluate_rule(
             kpi=kpi.name,
             entity=str(entity),
             entity_name=str(names.get(entity, entity)) if entity else "all entities",
-            value=_number(row.value),
-            reference=_number(row.reference),
-            threshold=_number(row.threshold),
+            value=as_number(row.value),
+            reference=as_number(row.reference),
+            threshold=as_number(row.threshold),
             unit=getattr(row, "unit", kpi.config.unit),
             message=row.message + suffix,
             as_of=as_of,
         )
         for entity, row in latest.iterrows()
     ]
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number

@@ -8,6 +8,15 @@ from datetime import date, datetime, timedelta
 MISSING = "—"
 
 
+def as_number(value: object) -> float | None:
+    """A float, or None for anything missing (None, NaN, pandas NA) or not a number."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
 def is_missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

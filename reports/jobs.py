@@ -25,7 +25,6 @@ from reports.rules.presence import Stale
 from reports.sources import Source, open_source
 
 log = logging.getLogger(__name__)
-_GRAIN_DAYS = {"day": 1, "week": 7, "month": 31}
 Progress = Callable[[str, int, int], None]
 
 

@@ -94,6 +94,10 @@ class KpiData:
         days = self.frame["day"]
         return self.frame[(days >= _ts(period.start)) & (days <= _ts(period.end))]
 
+    def everyone(self) -> pd.Series:
+        """Groups that put every entity together, for totals (`rollup`, `series`)."""
+        return pd.Series("all", index=self.frame["entity"].unique(), name="all")
+
     def values(self, period: Period) -> pd.Series:
         """Each entity's value over `period`, indexed by entity."""
         return aggregate(self._within(period), ["entity"], self.how)
@@ -104,8 +108,7 @@ class KpiData:
 
     def total(self, period: Period) -> float:
         """All entities together over `period`."""
-        everyone = pd.Series("all", index=self.frame["entity"].unique())
-        rows = combine_entities(self._within(period), everyone, self.how)
+        rows = combine_entities(self._within(period), self.everyone(), self.how)
         result = aggregate(rows, ["entity"], self.how)
         return float(result.iloc[0]) if len(result) else float("nan")
 

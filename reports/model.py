@@ -6,7 +6,6 @@ be computed appears as such, with the reason, rather than as a blank or a zero.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -14,13 +13,6 @@ import pandas as pd
 
 from reports.findings import Finding
 from reports.periods import Grain, Period
-
-
-def _number(value: object) -> float | None:
-    if value is None:
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    return None if math.isnan(number) else number
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Literal
 from reports.configtypes import WEEKDAYS
 
 Grain = Literal["day", "week", "month"]
+# The most days one period of each grain can span: how far back to look for N periods.
+GRAIN_DAYS: dict[str, int] = {"day": 1, "week": 7, "month": 31}
 
 
 @dataclass(frozen=True, order=True)

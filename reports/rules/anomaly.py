@@ -15,11 +15,9 @@ from pydantic import Field
 
 from reports import periods
 from reports.model_base import HeraldModel
-from reports.periods import Grain, Period
+from reports.periods import GRAIN_DAYS, Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
 from reports.rules.threshold import Number
-
-_GRAIN_DAYS = {"day": 1, "week": 7, "month": 31}
 
 
 class AnomalySpec(HeraldModel):
@@ -43,7 +41,7 @@ class Anomaly(Condition):
     anomaly: AnomalySpec
 
     def lookback_days(self, grain: Grain) -> int:
-        return self.anomaly.window * _GRAIN_DAYS[grain]
+        return self.anomaly.window * GRAIN_DAYS[grain]
 
     def _history(self, ctx: RuleContext) -> list[Period]:
         spec = self.anomaly

@@ -18,11 +18,10 @@ from pydantic import Field, model_validator
 from reports.formatting import format_change, format_change_pct
 from reports.kpis import compare
 from reports.model_base import HeraldModel, fail
-from reports.periods import Grain, Period
+from reports.periods import GRAIN_DAYS, Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
 from reports.rules.threshold import Number
 
-_GRAIN_DAYS = {"day": 1, "week": 7, "month": 31}
 _VS_WORDS = {
     "previous_period": "the previous period",
     "same_day_last_week": "the same day last week",
@@ -64,7 +63,7 @@ class _Change(Condition):
 
     def lookback_days(self, grain: Grain) -> int:
         spec = self._spec()
-        return {"previous_period": _GRAIN_DAYS[grain], "same_day_last_week": 7, "trailing_avg": spec.days}[
+        return {"previous_period": GRAIN_DAYS[grain], "same_day_last_week": 7, "trailing_avg": spec.days}[
             spec.vs
         ]
 

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from reports.errors import SourceError
-from reports.sources import Source, SourceCheck, SourceConfig, register
+from reports.sources import Source, SourceCheck, SourceConfig, parameters_in, register
 
 
 class BigQueryConfig(SourceConfig):
@@ -160,8 +160,6 @@ class BigQuerySource(Source):
         return int(job.total_bytes_processed) if job.total_bytes_processed is not None else None
 
     def check(self, sql: str, params: Any) -> SourceCheck:
-        from reports.sources import parameters_in
-
         used = {n: params[n] for n in parameters_in(sql)}
         try:
             job = self._connect().query(

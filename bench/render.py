@@ -51,12 +51,12 @@ def write(writer: str, rows: int, folder: Path) -> dict:
     if writer == "herald":
         import xlsxwriter
 
-        from reports.render.xlsx import _Styles, write_table
+        from reports.render.xlsx import Styles, write_table
 
         book = xlsxwriter.Workbook(
             str(folder / "out.xlsx"), {"constant_memory": True, "strings_to_formulas": False}
         )
-        styles = _Styles(book)
+        styles = Styles(book)
         write_table(book, styles, "Data", data, {"day": styles.date})
         book.close()
     elif writer == "openpyxl":

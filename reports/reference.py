@@ -25,7 +25,7 @@ from reports.config import (
     Schedule,
 )
 from reports.configtypes import _run_count
-from reports.rules import _CONDITIONS
+from reports.rules import conditions
 from reports.sources import source_types
 
 BEGIN = "<!-- config-reference:begin -->"
@@ -97,11 +97,12 @@ def config_reference() -> str:
     lines += _section("kpis.<name>.business_hours", BusinessHours)
     lines += _section("rules[]", RuleConfig)
     seen: set[type] = set()
-    for kind, cls in _CONDITIONS.items():
+    registered = conditions()
+    for kind, cls in registered.items():
         if cls in seen:
             continue
         seen.add(cls)
-        kinds = [k for k, c in _CONDITIONS.items() if c is cls]
+        kinds = [k for k, c in registered.items() if c is cls]
         lines += [f"#### `when: {{{' | '.join(kinds)}: ...}}`", "", (cls.__doc__ or "").strip(), ""]
         spec = cls.model_fields[kind].annotation
         if isinstance(spec, type) and issubclass(spec, BaseModel):

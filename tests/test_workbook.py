@@ -13,7 +13,7 @@ from reports.charts import Charts
 from reports.model import EVERYONE
 from reports.render import renderer
 from reports.render.templates import environment
-from reports.render.xlsx import MAX_ROWS, _Styles, write_table
+from reports.render.xlsx import MAX_ROWS, Styles, write_table
 from tests.conftest import NOW, demo_folder, job_run
 
 
@@ -116,7 +116,7 @@ def test_pivots_are_pooled_by_dimension(workbook):
 def write(frame: pd.DataFrame, per_sheet: int = MAX_ROWS - 1) -> openpyxl.Workbook:
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
-    write_table(book, _Styles(book), "Data", frame, {}, per_sheet=per_sheet)
+    write_table(book, Styles(book), "Data", frame, {}, per_sheet=per_sheet)
     book.close()
     return openpyxl.load_workbook(io.BytesIO(buffer.getvalue()))
 

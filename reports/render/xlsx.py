@@ -53,7 +53,7 @@ class XlsxRenderer(Renderer):
             },
         )
         book.set_properties({"title": f"{report.title} — {report.period_label}", "author": "Herald"})
-        styles = _Styles(book)
+        styles = Styles(book)
         _summary(book, styles, report)
         if report.daily is not None:
             _daily_sheet(book, styles, report)
@@ -66,7 +66,7 @@ class XlsxRenderer(Renderer):
         book.close()
 
 
-class _Styles:
+class Styles:
     def __init__(self, book: xlsxwriter.Workbook) -> None:
         self.header = book.add_format(
             {"bold": True, "bg_color": "#E4E7EB", "bottom": 1, "text_wrap": True, "valign": "top"}
@@ -102,7 +102,7 @@ def _cell(sheet: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -> 
         sheet.write_string(row, col, str(value), fmt)
 
 
-def _header(sheet: Worksheet, styles: _Styles, row: int, names: list[str], widths: list[float]) -> None:
+def _header(sheet: Worksheet, styles: Styles, row: int, names: list[str], widths: list[float]) -> None:
     for col, (name, width) in enumerate(zip(names, widths, strict=True)):
         sheet.set_column(col, col, width)
         sheet.write_string(row, col, name, styles.header)
@@ -126,7 +126,7 @@ def _column_values(series: pd.Series) -> tuple[str, list[Any]]:
 
 def write_table(
     book: xlsxwriter.Workbook,
-    styles: _Styles,
+    styles: Styles,
     name: str,
     frame: pd.DataFrame,
     formats: dict[str, Any],
@@ -168,11 +168,11 @@ def write_table(
     return sheets
 
 
-def _number_format(styles: _Styles, unit: str, aggregate: str) -> Any:
+def _number_format(styles: Styles, unit: str, aggregate: str) -> Any:
     return styles.number("decimal" if unit == "count" and aggregate in ("mean", "ratio") else unit)
 
 
-def _daily_sheet(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None:
+def _daily_sheet(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:
     """Every KPI by entity and day, with column headers in the readers' words."""
     assert report.daily is not None
     definitions = {d.kpi: d for d in report.definitions}
@@ -185,7 +185,7 @@ def _daily_sheet(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> 
     write_table(book, styles, "Data", frame, formats)
 
 
-def _summary(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None:
+def _summary(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:
     sheet = book.add_worksheet("Summary")
     sheet.write_string(0, 0, report.title, styles.title)
     sheet.write_string(
@@ -237,7 +237,7 @@ def _summary(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None
 
 def _rows(
     book: xlsxwriter.Workbook,
-    styles: _Styles,
+    styles: Styles,
     name: str,
     headers: list[str],
     rows: list[list[Any]],
@@ -254,7 +254,7 @@ def _rows(
     return sheet
 
 
-def _pivot(book: xlsxwriter.Workbook, styles: _Styles, report: Report, rollup: Any) -> None:
+def _pivot(book: xlsxwriter.Workbook, styles: Styles, report: Report, rollup: Any) -> None:
     units = {card.kpi: card.unit for card in report.cards}
     labels = {card.kpi: card.label for card in report.cards}
     headers, formats = [rollup.dimension.capitalize()], [None]
@@ -271,7 +271,7 @@ def _pivot(book: xlsxwriter.Workbook, styles: _Styles, report: Report, rollup: A
     _rows(book, styles, f"By {rollup.dimension}"[:31], headers, rows, formats)
 
 
-def _alerts(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None:
+def _alerts(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:
     headers = ["Severity", "Rule", "Entity", "Name", "KPI", "Value", "Reference", "Message"]
     rows = [
         [f.severity, f.rule, f.entity, f.entity_name, f.kpi, f.value, f.reference, f.message]
@@ -281,7 +281,7 @@ def _alerts(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None:
     _rows(book, styles, "Alerts", headers, rows, formats)
 
 
-def _definitions(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None:
+def _definitions(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:
     headers = ["KPI", "Label", "Unit", "Aggregation", "Higher is better", "Source", "Description", "SQL"]
     rows = [
         [d.kpi, d.label, d.unit, d.aggregate, d.higher_is_better, d.source, d.description, d.sql]
@@ -291,7 +291,7 @@ def _definitions(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> 
     sheet.set_column(7, 7, 80, styles.wrap)
 
 
-def _freshness(book: xlsxwriter.Workbook, styles: _Styles, report: Report) -> None:
+def _freshness(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:
     headers = ["KPI", "Label", "Data through", "Behind by (hours)", "Limit (hours)", "Status"]
     rows = [
         [

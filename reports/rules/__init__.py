@@ -66,8 +66,9 @@ def register(cls: type[Condition]) -> type[Condition]:
     return cls
 
 
-def condition_kinds() -> list[str]:
-    return list(_CONDITIONS)
+def conditions() -> dict[str, type[Condition]]:
+    """Every registered condition type, by the `when:` key that selects it."""
+    return dict(_CONDITIONS)
 
 
 def condition_type() -> Any:

@@ -60,7 +60,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 docs: $(STAMP)
-	$(PY) -m reports.reference README.md
+	$(PY) -m reports.config.reference README.md
 
 clean:
 	rm -rf out data/demo.duckdb .pytest_cache

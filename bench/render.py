@@ -91,13 +91,14 @@ def measure(writer: str, rows: int) -> dict:
 
 def pdf_per_report(repeats: int) -> tuple[float, int]:
     from reports import demo
-    from reports.build import build_report
-    from reports.charts import Charts
-    from reports.configload import load_config
-    from reports.jobs import Sources, run_job
-    from reports.model import EVERYONE
+    from reports.config.load import load_config
+    from reports.pipeline.compute import run_job
     from reports.render import renderer
+    from reports.render.charts import Charts
     from reports.render.templates import environment
+    from reports.report.build import build_report
+    from reports.report.model import EVERYONE
+    from reports.sources.pool import Sources
 
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)

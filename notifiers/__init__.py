@@ -14,8 +14,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, PlainValidator, WithJsonSchema
 
+from reports.config.base import fail, one_key_union
 from reports.errors import HeraldError
-from reports.model_base import fail, one_key_union
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from notifiers import DeliveryError, EmailAddress, Message, Notifier, Recipients, register
-from reports.model_base import HeraldModel
+from reports.config.base import HeraldModel
 
 
 class EmailTarget(HeraldModel):

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from notifiers import Message, Notifier, register
 from notifiers.email import build_mime
-from reports.model_base import HeraldModel
+from reports.config.base import HeraldModel
 
 
 class OutboxTarget(HeraldModel):

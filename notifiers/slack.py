@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.webhook import WebhookClient
 
 from notifiers import DeliveryError, Message, Notifier, register
-from reports.model_base import HeraldModel, fail
+from reports.config.base import HeraldModel, fail
 
 # Slack's error codes, in words, with the fix; anything not listed is reported as Slack gave it.
 ERRORS = {

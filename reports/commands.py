@@ -11,20 +11,20 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from reports import demo
-from reports.build import recipients
-from reports.charts import Charts
-from reports.checks import check_all
-from reports.config import HeraldConfig
-from reports.configload import load_config
+from reports.config.load import load_config
+from reports.config.models import HeraldConfig
+from reports.config.reference import config_reference
 from reports.errors import UsageError
-from reports.execute import JobOutcome, execute, summary
-from reports.formatting import format_value
-from reports.jobs import JobRun, Progress, Sources, check_jobs, default_as_of, run_job
-from reports.outputs import render_run
-from reports.reference import config_reference
+from reports.formatting import format_value, table
+from reports.pipeline.compute import JobRun, Progress, check_jobs, default_as_of, run_job
+from reports.pipeline.execute import JobOutcome, execute, summary
+from reports.render.charts import Charts
+from reports.render.outputs import render_run
 from reports.render.templates import environment
+from reports.report.build import recipients
+from reports.sources.pool import Sources
+from reports.sources.preflight import check_all
 from reports.store import Store
-from reports.tables import table
 
 
 def validate(config_path: Path, check_sources: bool = False) -> int:

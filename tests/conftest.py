@@ -13,9 +13,9 @@ import pytest
 
 import run as cli
 from reports import demo
-from reports.config import KpiConfig
-from reports.kpis import KpiData
-from reports.periods import Period
+from reports.config.models import KpiConfig
+from reports.kpis.frames import KpiData
+from reports.kpis.periods import Period
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,8 +112,9 @@ def golden(request: pytest.FixtureRequest):
 
 def job_run(config_path: Path, job: str, as_of: date = date(2026, 11, 22)):
     """A finished job run on the demo warehouse, and the config it ran with."""
-    from reports.configload import load_config
-    from reports.jobs import Sources, run_job
+    from reports.config.load import load_config
+    from reports.pipeline.compute import run_job
+    from reports.sources.pool import Sources
 
     config = load_config(config_path)
     sources = Sources(config)
@@ -138,11 +139,11 @@ def demo_folder(folder: Path, demo_db: Path, edit=None) -> Path:
 
 def execute_job(config_path: Path, job: str, out: Path, as_of: date = date(2026, 11, 22)):
     """Run, render and deliver one job as `run.py run` does; returns the outcome and the store."""
-    from reports.charts import Charts
-    from reports.configload import load_config
-    from reports.execute import execute
-    from reports.jobs import Sources
+    from reports.config.load import load_config
+    from reports.pipeline.execute import execute
+    from reports.render.charts import Charts
     from reports.render.templates import environment
+    from reports.sources.pool import Sources
     from reports.store import Store
 
     config = load_config(config_path)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.configload import load_config, parse_config
+from reports.config.load import load_config, parse_config
+from reports.config.reference import BEGIN, END, config_reference
 from reports.errors import ConfigError
-from reports.reference import BEGIN, END, config_reference
 from tests.conftest import ROOT
 
 VALID = """\

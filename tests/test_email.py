@@ -188,8 +188,8 @@ def test_one_recipients_retry_does_not_hold_up_the_others(tmp_path, demo_db):
 def test_backoff_doubles_with_jitter_up_to_the_cap(tmp_path):
     from notifiers import Message
     from notifiers.email import EmailNotifier, EmailSettings
-    from reports.config import DeliveryPolicy
-    from reports.delivery import Delivery, deliver
+    from reports.config.models import DeliveryPolicy
+    from reports.pipeline.deliver import Delivery, deliver
 
     settings = EmailSettings.model_validate(
         {

@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reports import demo, periods
+from reports import demo
 from reports.commands import next_fire
-from reports.configload import load_config
-from reports.jobs import Sources, run_job
+from reports.config.load import load_config
+from reports.kpis import periods
+from reports.pipeline.compute import run_job
+from reports.sources.pool import Sources
 from tests.conftest import ROOT
 
 INCIDENT_DAY = "2026-11-22"

@@ -8,11 +8,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from reports.config import KpiConfig, RuleConfig
+from reports.config.models import KpiConfig, RuleConfig
 from reports.errors import KpiError
-from reports.findings import evaluate_rule
-from reports.kpis import load_kpi
-from reports.periods import Period
+from reports.kpis.frames import load_kpi
+from reports.kpis.periods import Period
+from reports.rules.evaluate import evaluate_rule
 from reports.sources.duckdb import DuckDBConfig, DuckDBSource
 
 LONDON = ZoneInfo("Europe/London")

@@ -10,14 +10,14 @@ import openpyxl
 import pypdf
 import pytest
 
-from reports.build import build_all, build_report
-from reports.charts import Charts
 from reports.findings import Finding
-from reports.model import EVERYONE
 from reports.render import renderer
+from reports.render.charts import Charts
 from reports.render.html import email_body
 from reports.render.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, slack_message
 from reports.render.templates import environment
+from reports.report.build import build_all, build_report
+from reports.report.model import EVERYONE
 from tests.conftest import NOW, demo_folder, job_run
 
 EVIL = "Evil <script>alert(1)</script> & \"Q\" 'S' שלום"

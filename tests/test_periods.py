@@ -3,8 +3,8 @@ from datetime import date
 
 import pytest
 
-from reports import periods
-from reports.periods import Period
+from reports.kpis import periods
+from reports.kpis.periods import Period
 
 
 @pytest.mark.parametrize(

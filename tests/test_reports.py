@@ -9,13 +9,13 @@ import openpyxl
 import pypdf
 import pytest
 
-from reports.build import build_all, build_report, recipients
-from reports.charts import Charts
 from reports.formatting import format_value
-from reports.model import EVERYONE
 from reports.render import renderer
+from reports.render.charts import Charts
 from reports.render.slack import slack_message
 from reports.render.templates import environment
+from reports.report.build import build_all, build_report, recipients
+from reports.report.model import EVERYONE
 from tests.conftest import NOW, demo_folder, job_run
 
 WEEK = (date(2026, 11, 16), date(2026, 11, 22))

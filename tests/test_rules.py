@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from reports.config import RuleConfig
-from reports.findings import evaluate_rule
+from reports.config.models import RuleConfig
+from reports.rules.evaluate import evaluate_rule
 from tests.conftest import kpi_data
 
 LONDON = ZoneInfo("Europe/London")

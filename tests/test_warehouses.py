@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from reports import demo
-from reports.build import build_report
-from reports.charts import Charts
 from reports.errors import SourceError
-from reports.model import EVERYONE
+from reports.render.charts import Charts
+from reports.report.build import build_report
+from reports.report.model import EVERYONE
 from reports.sources.bigquery import BigQueryConfig, BigQuerySource
 from tests.conftest import NOW, demo_folder, job_run
 from tests.warehouses import (

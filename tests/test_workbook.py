@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import xlsxwriter
 
-from reports.build import build_report
-from reports.charts import Charts
-from reports.model import EVERYONE
 from reports.render import renderer
+from reports.render.charts import Charts
 from reports.render.templates import environment
 from reports.render.xlsx import MAX_ROWS, Styles, write_table
+from reports.report.build import build_report
+from reports.report.model import EVERYONE
 from tests.conftest import NOW, demo_folder, job_run
 
 

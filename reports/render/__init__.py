@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import jinja2
 
-from reports.model import Report
+from reports.report.model import Report
 
 
 class Renderer(ABC):

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import css_inline
 import jinja2
 
-from reports.model import Report
 from reports.render import Renderer, register
 from reports.render.templates import render
+from reports.report.model import Report
 
 
 @register

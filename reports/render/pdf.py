@@ -7,9 +7,9 @@ import logging
 import weasyprint
 from weasyprint.urls import URLFetcher
 
-from reports.model import Report
 from reports.render import Renderer, register
 from reports.render.templates import render
+from reports.report.model import Report
 
 # WeasyPrint reports every CSS property it skips; those are expected, not the user's concern.
 logging.getLogger("weasyprint").setLevel(logging.ERROR)

@@ -11,7 +11,7 @@ from itertools import groupby
 from typing import Any
 
 from reports.formatting import format_span, format_through
-from reports.model import Report
+from reports.report.model import Report
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000

@@ -20,8 +20,8 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from reports.formatting import format_through
-from reports.model import Report
 from reports.render import Renderer, register
+from reports.report.model import Report
 
 MAX_ROWS = 1_048_576  # Excel's limit, header row included
 EXCEL_EPOCH = date(1899, 12, 30)

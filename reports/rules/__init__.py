@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from reports import periods
+from reports.config.base import HeraldModel, one_key_union
 from reports.formatting import format_value
-from reports.kpis import KpiData
-from reports.model_base import HeraldModel, one_key_union
-from reports.periods import Grain, Period
+from reports.kpis import periods
+from reports.kpis.frames import KpiData
+from reports.kpis.periods import Grain, Period
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from reports import periods
-from reports.model_base import HeraldModel
-from reports.periods import GRAIN_DAYS, Grain, Period
+from reports.config.base import HeraldModel
+from reports.kpis import periods
+from reports.kpis.periods import GRAIN_DAYS, Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
 from reports.rules.threshold import Number
 

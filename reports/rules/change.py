@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from reports.config.base import HeraldModel, fail
 from reports.formatting import format_change, format_change_pct
-from reports.kpis import compare
-from reports.model_base import HeraldModel, fail
-from reports.periods import GRAIN_DAYS, Grain, Period
+from reports.kpis.frames import compare
+from reports.kpis.periods import GRAIN_DAYS, Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
 from reports.rules.threshold import Number
 

@@ -8,9 +8,9 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
+from reports.config.base import HeraldModel
 from reports.formatting import format_duration
-from reports.model_base import HeraldModel
-from reports.periods import Grain, Period
+from reports.kpis.periods import Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
 
 

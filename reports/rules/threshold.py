@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BeforeValidator, model_validator
 
-from reports.model_base import fail
+from reports.config.base import fail
 from reports.rules import Condition, RuleContext, hits, register
 
 

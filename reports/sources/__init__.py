@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from reports.config.base import HeraldModel
 from reports.errors import SourceError
-from reports.model_base import HeraldModel
 
 # Strings, quoted identifiers and comments are copied as they are; `@name` outside them is a parameter.
 _TOKENS = re.compile(

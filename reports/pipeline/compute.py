@@ -15,14 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from reports import periods
-from reports.config import HeraldConfig, ReportConfig, RuleConfig
+from reports.config.models import HeraldConfig, ReportConfig, RuleConfig
 from reports.errors import HeraldError, JobError, SourceError
-from reports.findings import Finding, evaluate_rule
-from reports.kpis import KpiData, load_kpi
-from reports.periods import Period
+from reports.findings import Finding
+from reports.kpis import periods
+from reports.kpis.frames import KpiData, load_kpi
+from reports.kpis.periods import Period
+from reports.rules.evaluate import evaluate_rule
 from reports.rules.presence import Stale
-from reports.sources import Source, open_source
+from reports.sources.pool import Sources
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -65,30 +66,6 @@ class JobRun:
     def groups(self, dimension: str) -> pd.Series:
         """Entity → its plan, region, industry or owner, for `KpiData.rollup` and `series`."""
         return self.entities[dimension].rename(dimension)
-
-
-class Sources:
-    """The run's open connections, one per source name, closed together."""
-
-    def __init__(self, config: HeraldConfig) -> None:
-        self._config = config
-        self._open: dict[str, Source] = {}
-        self.labels: dict[str, str] = {}  # who is asking, set per job
-
-    def __getitem__(self, name: str) -> Source:
-        if name not in self._open:
-            self._open[name] = open_source(name, self._config.sources[name], self._config.base_dir)
-        self._open[name].labels = self.labels
-        return self._open[name]
-
-    @property
-    def queries(self) -> int:
-        return sum(source.queries_run for source in self._open.values())
-
-    def close(self) -> None:
-        for source in self._open.values():
-            source.close()
-        self._open.clear()
 
 
 def default_as_of(config: HeraldConfig, now: datetime | None = None) -> date:

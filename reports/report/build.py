@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from reports import periods
-from reports.charts import Charts
-from reports.config import HeraldConfig, OwnerColumns
+from reports.config.models import HeraldConfig, OwnerColumns
 from reports.formatting import as_number
-from reports.jobs import JobRun
-from reports.kpis import KpiData, compare
-from reports.model import (
+from reports.kpis import periods
+from reports.kpis.frames import KpiData, compare
+from reports.pipeline.compute import JobRun
+from reports.render.charts import Charts
+from reports.report.model import (
     EVERYONE,
     Chart,
     Definition,

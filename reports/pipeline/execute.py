@@ -12,12 +12,13 @@ from pathlib import Path
 import jinja2
 
 from notifiers import Notifier
-from reports.charts import Charts
-from reports.config import HeraldConfig
-from reports.delivery import Outcome, channels_for, deliver, failure_notice, plan
+from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
-from reports.jobs import JobRun, Progress, Sources, run_job
-from reports.outputs import Rendered, render_run
+from reports.pipeline.compute import JobRun, Progress, run_job
+from reports.pipeline.deliver import Outcome, channels_for, deliver, failure_notice, plan
+from reports.render.charts import Charts
+from reports.render.outputs import Rendered, render_run
+from reports.sources.pool import Sources
 from reports.store import Store
 
 log = logging.getLogger(__name__)

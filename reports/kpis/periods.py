@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from reports.configtypes import WEEKDAYS
+from reports.config.types import WEEKDAYS
 
 Grain = Literal["day", "week", "month"]
 # The most days one period of each grain can span: how far back to look for N periods.

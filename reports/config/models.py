@@ -1,4 +1,4 @@
-"""Typed models of config.yaml. Loading and error reporting live in `reports.configload`."""
+"""Typed models of config.yaml. Loading and error reporting live in `reports.config.load`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, create_model, model_validator
 
 from notifiers import delivery_type, notifier_types
-from reports.configtypes import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
+from reports.config.base import HeraldModel, fail
+from reports.config.types import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
 from reports.errors import KpiError
-from reports.model_base import HeraldModel, fail
-from reports.periods import Grain
+from reports.kpis.periods import Grain
 from reports.rules import condition_type
 from reports.sources import source_types
 

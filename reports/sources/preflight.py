@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from reports.config import HeraldConfig
+from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
-from reports.jobs import Sources, default_as_of
+from reports.pipeline.compute import default_as_of
+from reports.sources.pool import Sources
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from reports.errors import HeraldError, KpiError
-from reports.periods import Period
+from reports.kpis.periods import Period
 
 if TYPE_CHECKING:
-    from reports.config import KpiConfig
+    from reports.config.models import KpiConfig
     from reports.sources import Source
 
 MEASURES = ["value", "numerator", "denominator"]

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from notifiers import notifier_types
-from reports.config import (
+from reports.config.models import (
     BusinessHours,
     DeliveryPolicy,
     EntityConfig,
@@ -24,7 +24,7 @@ from reports.config import (
     RuleConfig,
     Schedule,
 )
-from reports.configtypes import _run_count
+from reports.config.types import _run_count
 from reports.rules import conditions
 from reports.sources import source_types
 

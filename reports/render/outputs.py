@@ -17,15 +17,15 @@ from typing import Any
 
 import jinja2
 
-from reports.build import build_all
-from reports.charts import Charts
-from reports.config import HeraldConfig
-from reports.jobs import JobRun
-from reports.model import EVERYONE, Report
+from reports.config.models import HeraldConfig
+from reports.pipeline.compute import JobRun
 from reports.render import renderer
+from reports.render.charts import Charts
 from reports.render.html import EmailBody, email_body
 from reports.render.slack import slack_message
 from reports.render.templates import environment
+from reports.report.build import build_all
+from reports.report.model import EVERYONE, Report
 
 
 @dataclass

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reports.config import HeraldConfig
+from reports.config.models import HeraldConfig
+from reports.config.yamlfile import Located
+from reports.config.yamlfile import load as load_yaml
+from reports.config.yamlfile import parse as parse_yaml
 from reports.errors import ConfigError, ConfigIssue
-from reports.yamlfile import Located
-from reports.yamlfile import load as load_yaml
-from reports.yamlfile import parse as parse_yaml
 
 _EXPECTED = {
     "dict_type": "a mapping (key: value)",

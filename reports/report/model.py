@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from reports.findings import Finding
-from reports.periods import Grain, Period
+from reports.kpis.periods import Grain, Period
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from notifiers import Attachment, DeliveryError, Message, Notifier
 from notifiers.email import EmailDelivery, EmailNotifier
 from notifiers.outbox import OutboxDelivery, OutboxNotifier
 from notifiers.slack import SlackDelivery, SlackNotifier
-from reports.config import DeliveryPolicy, HeraldConfig
-from reports.model import EVERYONE, Report
-from reports.outputs import Rendered
+from reports.config.models import DeliveryPolicy, HeraldConfig
+from reports.render.outputs import Rendered
+from reports.report.model import EVERYONE, Report
 from reports.store import Store
 
 log = logging.getLogger(__name__)

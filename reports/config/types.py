@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from croniter import croniter
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-from reports.model_base import fail
+from reports.config.base import fail
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

@@ -1,0 +1,1 @@
+"""The job pipeline: compute (query and evaluate), render, deliver, record."""

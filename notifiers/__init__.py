@@ -2,7 +2,10 @@
 
 A notifier takes a finished message (text, HTML, images, files, Slack blocks) and an address;
 it knows no warehouse, KPI or template. Each channel module defines the typed config of its
-`deliver:` entries, its connection settings under `channels:`, and its notifier class.
+`deliver:` entries, its connection settings under `channels:`, and its notifier class, which
+says where an entry sends (`routes`), builds itself from its settings (`connect`), and shows
+what it would send as files (`as_files`, which the outbox uses for dry runs). Adding a channel
+is one module that calls `register`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, PlainValidator, WithJsonSchema
 
 from reports.config.base import fail, one_key_union
 from reports.errors import HeraldError
+from reports.registry import Registry
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -37,6 +41,17 @@ class Message:
     inline: dict[str, bytes] = field(default_factory=dict)  # Content-ID → PNG, for the HTML
     attachments: list[Attachment] = field(default_factory=list)
     blocks: list[dict[str, Any]] | None = None  # Slack Block Kit
+    summary: str | None = None  # a one-line notification text (Slack's fallback); the subject when unset
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one `deliver:` entry sends: a fixed address, or each recipient's own (`owner`)."""
+
+    label: str = ""  # what the delivery log shows; never a secret
+    address: str = ""  # what `send` gets
+    owner: bool = False  # send each scoped recipient their own report, to their address for this channel
+    subject: str | None = None  # a Jinja template for the subject, where the channel has one
 
 
 class DeliveryError(HeraldError):
@@ -54,6 +69,26 @@ class Notifier(ABC):
     delivery: ClassVar[type[BaseModel]]  # a `deliver:` entry, e.g. `- email: {to: [...]}`
     settings: ClassVar[type[BaseModel] | None] = None  # connection settings under `channels:`
 
+    @classmethod
+    def connect(cls, settings: Any) -> Notifier | None:
+        """The channel ready to send, or None when `settings` do not allow it (the outbox stands in)."""
+        return None if settings is None else cls(settings)  # type: ignore[call-arg]
+
+    @classmethod
+    @abstractmethod
+    def routes(cls, entry: Any) -> list[Route]:
+        """Where a `deliver:` entry of this channel (the mapping under its key) sends."""
+
+    @classmethod
+    def accepts(cls, address: str) -> bool:
+        """Whether `address` is one of this channel's (used to tell job owners of failures)."""
+        return False
+
+    @classmethod
+    @abstractmethod
+    def as_files(cls, message: Message, address: str, settings: Any) -> dict[str, bytes]:
+        """What would be sent, as files named by suffix (`.eml`, `.json`, `-report.pdf`)."""
+
     @abstractmethod
     def send(self, message: Message, address: str) -> str:
         """Deliver `message` to `address`; return the provider's id for it (Message-ID, Slack ts)."""
@@ -62,21 +97,27 @@ class Notifier(ABC):
         """Release connections."""
 
 
-_NOTIFIERS: dict[str, type[Notifier]] = {}
-
-
-def register(cls: type[Notifier]) -> type[Notifier]:
-    _NOTIFIERS[cls.name] = cls
-    return cls
+NOTIFIERS: Registry[type[Notifier]] = Registry("channel", lambda cls: cls.name)
+register = NOTIFIERS.register  # class decorator: a channel `deliver:` entries can name
 
 
 def notifier_types() -> dict[str, type[Notifier]]:
-    return dict(_NOTIFIERS)
+    return NOTIFIERS.as_dict()
 
 
 def delivery_type() -> Any:
     """The pydantic type of one `deliver:` entry, e.g. `- email: {to: [...]}`."""
-    return one_key_union({name: cls.delivery for name, cls in _NOTIFIERS.items()}, "a delivery")
+    return one_key_union({name: cls.delivery for name, cls in NOTIFIERS.items()}, "a delivery")
+
+
+def safe_name(text: str) -> str:
+    """A file name from an address or subject: letters, digits and -_.@ only."""
+    name = "".join(c if c.isalnum() or c in "-_.@" else "-" for c in text)
+    return re.sub(r"-{2,}", "-", name).strip("-.") or "recipient"
+
+
+def is_email_address(value: str) -> bool:
+    return bool(_EMAIL.match(value))
 
 
 def _email_address(value: str) -> str:

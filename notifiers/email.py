@@ -12,7 +12,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from notifiers import DeliveryError, EmailAddress, Message, Notifier, Recipients, register
+from notifiers import (
+    DeliveryError,
+    EmailAddress,
+    Message,
+    Notifier,
+    Recipients,
+    Route,
+    is_email_address,
+    register,
+    safe_name,
+)
 from reports.config.base import HeraldModel
 
 
@@ -77,6 +87,22 @@ class EmailNotifier(Notifier):
 
     def __init__(self, settings: EmailSettings) -> None:
         self.config = settings
+
+    @classmethod
+    def routes(cls, entry: EmailTarget) -> list[Route]:
+        if entry.to == "owner":
+            return [Route(owner=True, subject=entry.subject)]
+        return [Route(address, address, subject=entry.subject) for address in entry.to]
+
+    @classmethod
+    def accepts(cls, address: str) -> bool:
+        return is_email_address(address)
+
+    @classmethod
+    def as_files(cls, message: Message, address: str, settings: EmailSettings | None) -> dict[str, bytes]:
+        sender = settings.sender if settings else "herald@localhost"
+        reply_to = settings.reply_to if settings else None
+        return {f"email-{safe_name(address)}.eml": build_mime(message, sender, address, reply_to).as_bytes()}
 
     def _context(self) -> ssl.SSLContext:
         cafile = str(self.config.ca_file) if self.config.ca_file else None

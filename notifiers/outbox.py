@@ -3,13 +3,12 @@ what `--dry-run` uses, so every delivery can be seen without a network."""
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
-from notifiers import Message, Notifier, register
+from notifiers import Message, Notifier, Route, register, safe_name
 from notifiers.email import build_mime
 from reports.config.base import HeraldModel
 
@@ -22,45 +21,43 @@ class OutboxDelivery(HeraldModel):
     outbox: OutboxTarget
 
 
-def _safe(name: str) -> str:
-    """A file name from an address or subject: letters, digits and -_.@ only."""
-    text = "".join(c if c.isalnum() or c in "-_.@" else "-" for c in name)
-    return re.sub(r"-{2,}", "-", text).strip("-.") or "recipient"
-
-
 @register
 class OutboxNotifier(Notifier):
-    """Writes what a channel would have sent: `.eml` for email, the API payload for Slack."""
+    """Writes what a channel would have sent (each channel's own `as_files`): `.eml` for email,
+    the API payload for Slack; its own `deliver: - outbox:` entries file the report and its email."""
 
     name = "outbox"
     delivery = OutboxDelivery
 
-    def __init__(self, folder: Path, stands_in_for: str = "outbox", sender: str = "herald@localhost") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        stands_in_for: type[Notifier] | None = None,
+        settings: Any = None,
+        base_dir: Path = Path(),
+    ) -> None:
         self.folder = folder
-        self.stands_in_for = stands_in_for
-        self.sender = sender
+        self.stands_in_for = stands_in_for or OutboxNotifier
+        self.settings = settings
+        self.base_dir = base_dir  # where a relative `path:` of an outbox entry starts
+
+    @classmethod
+    def routes(cls, entry: OutboxTarget) -> list[Route]:
+        return [Route(str(entry.path or "outbox"), str(entry.path) if entry.path else "")]
+
+    @classmethod
+    def as_files(cls, message: Message, address: str, settings: Any) -> dict[str, bytes]:
+        mime = build_mime(message, "herald@localhost", "herald@localhost")
+        return {f"{safe_name(message.subject)}.eml": mime.as_bytes()} | {
+            a.name: a.data for a in message.attachments
+        }
 
     def send(self, message: Message, address: str) -> str:
-        if self.stands_in_for == "outbox":
-            return self._archive(message, Path(address) if address else self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.stands_in_for}-{_safe(address)}"
-        if self.stands_in_for == "slack":
-            payload = {"channel": address, "text": message.subject, "blocks": message.blocks}
-            path = self.folder / f"{stem}.json"
-            path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            for attachment in message.attachments:
-                (self.folder / f"{stem}-{attachment.name}").write_bytes(attachment.data)
-            return f"outbox:{path}"
-        path = self.folder / f"{stem}.eml"
-        path.write_bytes(build_mime(message, self.sender, address).as_bytes())
-        return f"outbox:{path}"
-
-    def _archive(self, message: Message, folder: Path) -> str:
-        """A `deliver: - outbox:` entry: the report's files, and its email as .eml, in a folder."""
+        folder = self.folder
+        if self.stands_in_for is OutboxNotifier and address:
+            folder = Path(address) if Path(address).is_absolute() else self.base_dir / address
         folder.mkdir(parents=True, exist_ok=True)
-        for attachment in message.attachments:
-            (folder / attachment.name).write_bytes(attachment.data)
-        path = folder / f"{_safe(message.subject)}.eml"
-        path.write_bytes(build_mime(message, self.sender, self.sender).as_bytes())
-        return f"outbox:{path}"
+        files = self.stands_in_for.as_files(message, address, self.settings)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        return f"outbox:{folder / next(iter(files))}"

@@ -7,6 +7,7 @@ at most one message a second to a channel.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Literal
@@ -17,7 +18,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from notifiers import DeliveryError, Message, Notifier, register
+from notifiers import DeliveryError, Message, Notifier, Route, register, safe_name
 from reports.config.base import HeraldModel, fail
 
 # Slack's error codes, in words, with the fix; anything not listed is reported as Slack gave it.
@@ -91,6 +92,32 @@ class SlackNotifier(Notifier):
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def connect(cls, settings: SlackSettings | None) -> SlackNotifier | None:
+        return cls(settings) if settings is not None and settings.token else None
+
+    @classmethod
+    def routes(cls, entry: SlackTarget) -> list[Route]:
+        if entry.to == "owner":
+            return [Route(owner=True)]
+        if entry.channel:
+            return [Route(entry.channel, entry.channel)]
+        return [Route("webhook", entry.webhook or "")]  # the URL is a secret: never its label
+
+    @classmethod
+    def accepts(cls, address: str) -> bool:
+        return address.startswith(("#", "@"))
+
+    @classmethod
+    def as_files(cls, message: Message, address: str, settings: SlackSettings | None) -> dict[str, bytes]:
+        if address.startswith(("https://", "http://")):
+            address = "webhook"  # its URL is a secret: never in a file name or payload
+        stem = f"slack-{safe_name(address)}"
+        payload = {"channel": address, "text": message.summary or message.subject, "blocks": message.blocks}
+        files = {f"{stem}.json": (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode()}
+        files.update({f"{stem}-{a.name}": a.data for a in message.attachments})
+        return files
+
     def send(self, message: Message, address: str) -> str:
         if address.startswith(("https://", "http://")):
             return self._webhook(message, address)
@@ -98,7 +125,7 @@ class SlackNotifier(Notifier):
             channel = self._resolve(address)
             self._pace(channel)
             response = self.client.chat_postMessage(
-                channel=channel, text=message.subject, blocks=message.blocks
+                channel=channel, text=message.summary or message.subject, blocks=message.blocks
             )
             ts = str(response["ts"])
             for attachment in message.attachments:
@@ -155,7 +182,7 @@ class SlackNotifier(Notifier):
 
     def _webhook(self, message: Message, url: str) -> str:
         response = WebhookClient(url, timeout=int(self.config.timeout)).send(
-            text=message.subject, blocks=message.blocks
+            text=message.summary or message.subject, blocks=message.blocks
         )
         if response.status_code == 200:
             return "webhook"

@@ -13,6 +13,7 @@ from reports.config.yamlfile import Located
 from reports.config.yamlfile import load as load_yaml
 from reports.config.yamlfile import parse as parse_yaml
 from reports.errors import ConfigError, ConfigIssue
+from reports.rules import CONDITIONS
 
 _EXPECTED = {
     "dict_type": "a mapping (key: value)",
@@ -202,7 +203,10 @@ def check_references(located: Located) -> list[ConfigIssue]:
         elif isinstance(name, str):
             rule_names[name] = index
         when, kpi = rule.get("when"), kpis.get(rule.get("kpi"))
-        if isinstance(when, dict) and "stale" in when and isinstance(kpi, dict) and "freshness" not in kpi:
+        judges = isinstance(when, dict) and any(
+            k in CONDITIONS and CONDITIONS[k].judges_freshness for k in when
+        )
+        if judges and isinstance(kpi, dict) and "freshness" not in kpi:
             issues.append(
                 located.issue(
                     ("rules", index, "when"),

@@ -6,13 +6,14 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, create_model, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, create_model, model_validator
 
 from notifiers import delivery_type, notifier_types
 from reports.config.base import HeraldModel, fail
 from reports.config.types import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
 from reports.errors import KpiError
 from reports.kpis.periods import Grain
+from reports.render import formats
 from reports.rules import condition_type
 from reports.sources import source_types
 
@@ -22,6 +23,24 @@ def _source_config_type() -> Any:
 
     models = tuple(cls.config_model for cls in source_types().values())
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 — from the registry
+
+
+def _format_type() -> Any:
+    """One of the registered renderers' formats, e.g. pdf, xlsx, html."""
+    return Literal[tuple(formats())]  # type: ignore[valid-type]
+
+
+def _owner_address(value: Any) -> str:
+    text = str(value)
+    if not any(cls.accepts(text) for cls in notifier_types().values()):
+        raise fail(
+            f"'{text}' is not an address Herald can reach",
+            "write an email address (data-team@example.com) or a Slack #channel or @handle",
+        )
+    return text
+
+
+OwnerAddress = Annotated[str, BeforeValidator(_owner_address), WithJsonSchema({"type": "string"})]
 
 
 class BusinessHours(HeraldModel):
@@ -115,7 +134,7 @@ class ReportConfig(HeraldModel):
     title: str | None = Field(None, description="Shown on the report; the job name when unset.")
     period: Grain = Field("week", description="The period it covers: day, week or month to date.")
     schedule: Schedule = Field(description="When it runs.")
-    formats: list[Literal["pdf", "xlsx", "html"]] = Field(default_factory=list, description="Files rendered.")
+    formats: list[_format_type()] = Field(default_factory=list, description="Files rendered.")  # type: ignore[valid-type]
     kpis: list[str] = Field(default_factory=list, description="KPIs shown, in order.")
     rules: list[str] | None = Field(None, description="Rules evaluated; every rule on its KPIs when unset.")
     trend_periods: int = Field(12, ge=2, le=104, description="Periods in trend charts.")
@@ -125,7 +144,10 @@ class ReportConfig(HeraldModel):
     page_size: Literal["A4", "Letter"] = Field("A4", description="Paper size of PDF reports.")
     top_movers: int = Field(5, ge=1, le=50, description="Entities listed as top risers and fallers.")
     deliver: list[delivery_type()] = Field(default_factory=list, description="Where it goes.")  # type: ignore[valid-type]
-    owners: list[str] = Field(default_factory=list, description="Who is told when the job fails.")
+    owners: list[OwnerAddress] = Field(
+        default_factory=list,
+        description="Who is told when the job fails: email addresses or Slack #channels.",
+    )
 
 
 def _channels_model() -> type[HeraldModel]:

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+from pydantic import BaseModel
 
-from notifiers import Attachment, DeliveryError, Message, Notifier
-from notifiers.email import EmailDelivery, EmailNotifier
-from notifiers.outbox import OutboxDelivery, OutboxNotifier
-from notifiers.slack import SlackDelivery, SlackNotifier
+from notifiers import NOTIFIERS, Attachment, DeliveryError, Message, Notifier
+from notifiers.outbox import OutboxNotifier
 from reports.config.models import DeliveryPolicy, HeraldConfig
 from reports.render.outputs import Rendered
-from reports.report.model import EVERYONE, Report
+from reports.report.model import EVERYONE
 from reports.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,106 +61,68 @@ class Outcome:
 
 
 def channels_for(config: HeraldConfig, outbox: Path, dry_run: bool) -> dict[str, Notifier]:
-    """Real channels where credentials are configured; the outbox stands in for the rest."""
-    email, slack = config.channels.email, config.channels.slack
-    sender = email.sender if email else "herald@localhost"
-    return {
-        "email": EmailNotifier(email) if email and not dry_run else OutboxNotifier(outbox, "email", sender),
-        "slack": SlackNotifier(slack)
-        if slack and slack.token and not dry_run
-        else OutboxNotifier(outbox, "slack"),
-        "outbox": OutboxNotifier(outbox, "outbox", sender),
-    }
+    """Every registered channel, live where its settings allow; the outbox stands in for the rest."""
+    channels: dict[str, Notifier] = {}
+    for name, cls in NOTIFIERS.items():
+        settings = getattr(config.channels, name, None)
+        live = None if dry_run else cls.connect(settings)
+        channels[name] = live or OutboxNotifier(outbox, cls, settings, config.base_dir)
+    return channels
 
 
-def _subject(template: str | None, report: Report) -> str | None:
-    if template is None:
-        return None
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(template).render(report=report, period=report.period).strip()
+def _entry(entry: BaseModel) -> tuple[str, BaseModel]:
+    """A `deliver:` entry is a mapping with one key, the channel's name: (channel, its settings)."""
+    (channel,) = type(entry).model_fields
+    return channel, getattr(entry, channel)
 
 
 def _attachments(rendered: Rendered) -> list[Attachment]:
     return [Attachment(path.name, path.read_bytes(), media) for path, media in rendered.attached]
 
 
-def email_message(rendered: Rendered, subject: str | None) -> Message:
-    """The email for one report, from the body rendered with it; `subject` is the entry's template."""
+def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = None) -> Message:
+    """One report's message, from the body and Slack blocks rendered with it; each channel uses
+    what suits it. `subject` is a `deliver:` entry's template, rendered by the report's environment."""
     body = rendered.email
     assert body is not None, "render_run renders every report's email body"
-    title = _subject(subject, rendered.report) or body.subject
-    return Message(title, body.text, body.html, body.inline, _attachments(rendered))
+    if subject is not None:  # a subject line is plain text: nothing in it is HTML-escaped
+        template = env.overlay(autoescape=False).from_string(subject)
+        subject = template.render(report=rendered.report, period=rendered.report.period).strip()
+    return Message(
+        subject or body.subject,
+        body.text,
+        body.html,
+        body.inline,
+        _attachments(rendered),
+        blocks=rendered.slack.get("blocks"),
+        summary=rendered.slack.get("text"),
+    )
 
 
-def slack_message_for(rendered: Rendered, with_files: bool) -> Message:
-    payload = rendered.slack
-    files = _attachments(rendered) if with_files else []
-    return Message(payload["text"], payload["text"], blocks=payload["blocks"], attachments=files)
-
-
-def plan(config: HeraldConfig, results: list[Rendered]) -> list[Delivery]:
+def plan(config: HeraldConfig, results: list[Rendered], env: jinja2.Environment) -> list[Delivery]:
     """Every delivery the job's `deliver:` asks for: fixed recipients get everyone's report,
-    `to: owner` gets each owner their own."""
+    an owner route gets each scoped recipient their own, at their address for that channel."""
     everyone = next((r for r in results if r.report.recipient is EVERYONE), None)
     scoped = [r for r in results if r.report.recipient is not EVERYONE]
     report_config = config.reports[results[0].report.job] if results else None
     planned: list[Delivery] = []
     for entry in report_config.deliver if report_config else []:
-        if isinstance(entry, EmailDelivery):
-            target = entry.email
-            if target.to == "owner":
-                planned += [
-                    Delivery(
-                        "email",
-                        r.report.recipient.email,
-                        r.report.recipient.email,
-                        email_message(r, target.subject),
-                    )
-                    for r in scoped
-                    if r.report.recipient.email
-                ]
-            elif everyone:
-                message = email_message(everyone, target.subject)
-                planned += [Delivery("email", address, address, message) for address in target.to]
-        elif isinstance(entry, SlackDelivery):
-            target = entry.slack
-            if target.to == "owner":
-                planned += [
-                    Delivery(
-                        "slack",
-                        r.report.recipient.slack,
-                        r.report.recipient.slack,
-                        slack_message_for(r, with_files=True),
-                    )
-                    for r in scoped
-                    if r.report.recipient.slack
-                ]
-            elif everyone and target.channel:
-                planned.append(
-                    Delivery(
-                        "slack", target.channel, target.channel, slack_message_for(everyone, with_files=True)
-                    )
-                )
-            elif everyone and target.webhook:
-                planned.append(
-                    Delivery(
-                        "slack", "webhook", target.webhook, slack_message_for(everyone, with_files=False)
-                    )
-                )
-        elif isinstance(entry, OutboxDelivery) and everyone:
-            planned.append(
-                Delivery(
-                    "outbox",
-                    str(entry.outbox.path or "outbox"),
-                    str(config.path(entry.outbox.path)) if entry.outbox.path else "",
-                    email_message(everyone, None),
-                )
-            )
+        channel, target = _entry(entry)
+        for route in NOTIFIERS[channel].routes(target):
+            if route.owner:
+                for rendered in scoped:
+                    address = rendered.report.recipient.contact(channel)
+                    if address:
+                        message = compose(rendered, env, route.subject)
+                        planned.append(Delivery(channel, address, address, message))
+            elif everyone is not None:
+                message = compose(everyone, env, route.subject)
+                planned.append(Delivery(channel, route.label, route.address, message))
     return planned
 
 
 def failure_notice(job: str, as_of: str, owners: list[str], problems: list[str]) -> list[Delivery]:
-    """Tell the job's owners what went wrong: email addresses by email, `#channels` on Slack."""
+    """Tell the job's owners what went wrong, each on the channel their address belongs to."""
     text = (
         f"Herald's job '{job}' for {as_of} did not complete cleanly.\n\n"
         + "\n".join(f"- {p}" for p in problems)
@@ -169,9 +130,12 @@ def failure_notice(job: str, as_of: str, owners: list[str], problems: list[str])
     )
     subject = f"Herald: job {job} failed for {as_of}"
     message = Message(subject, text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
-    return [
-        Delivery("slack" if owner.startswith("#") else "email", owner, owner, message) for owner in owners
-    ]
+    return [Delivery(owner_channel(owner), owner, owner, message) for owner in owners]
+
+
+def owner_channel(address: str) -> str:
+    """The channel an owner's address belongs to (config validation makes sure one does)."""
+    return next(name for name, cls in NOTIFIERS.items() if cls.accepts(address))
 
 
 def deliver(

@@ -14,7 +14,7 @@ import jinja2
 from notifiers import Notifier
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
-from reports.pipeline.compute import JobRun, Progress, run_job
+from reports.pipeline.compute import JobRun, Progress, compute_job
 from reports.pipeline.deliver import Outcome, channels_for, deliver, failure_notice, plan
 from reports.render.charts import Charts
 from reports.render.outputs import Rendered, render_run
@@ -86,11 +86,13 @@ def execute(
     channels = channels or channels_for(config, out / "outbox" / job / as_of.isoformat(), dry_run)
     run_id = store.start_run(job, as_of.isoformat())
     try:
-        outcome.run = run_job(config, job, as_of, sources, progress)
+        outcome.run = compute_job(config, job, as_of, sources, progress)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
         outcome.rendered = render_run(config, outcome.run, folder, charts, env=env)
-        outcome.deliveries = deliver(plan(config, outcome.rendered), channels, store, run_id, config.delivery)
+        outcome.deliveries = deliver(
+            plan(config, outcome.rendered, env), channels, store, run_id, config.delivery
+        )
     except HeraldError as exc:
         log.error("job %s: %s", job, exc)
         outcome.error = str(exc)

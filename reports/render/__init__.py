@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import jinja2
 
+from reports.registry import Registry
 from reports.report.model import Report
 
 
@@ -33,20 +34,16 @@ class Renderer(ABC):
         path.write_bytes(self.render(report))
 
 
-_RENDERERS: dict[str, type[Renderer]] = {}
-
-
-def register(cls: type[Renderer]) -> type[Renderer]:
-    _RENDERERS[cls.format] = cls
-    return cls
+RENDERERS: Registry[type[Renderer]] = Registry("format", lambda cls: cls.format)
+register = RENDERERS.register  # class decorator: a format config.yaml can name under `formats:`
 
 
 def renderer(fmt: str, env: jinja2.Environment) -> Renderer:
-    return _RENDERERS[fmt](env)
+    return RENDERERS[fmt](env)
 
 
 def formats() -> list[str]:
-    return list(_RENDERERS)
+    return RENDERERS.names()
 
 
 import reports.render.html  # noqa: E402

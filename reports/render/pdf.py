@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-
-import weasyprint
-from weasyprint.urls import URLFetcher
+from typing import TYPE_CHECKING
 
 from reports.render import Renderer, register
 from reports.render.templates import render
 from reports.report.model import Report
+
+if TYPE_CHECKING:
+    from weasyprint.urls import URLFetcher
 
 # WeasyPrint reports every CSS property it skips; those are expected, not the user's concern.
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
@@ -18,6 +19,8 @@ logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 def _only_embedded() -> URLFetcher:
     """Reports embed their images; nothing in one may make the renderer fetch a file or URL."""
+    from weasyprint.urls import URLFetcher
+
     return URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
 
 
@@ -28,6 +31,8 @@ class PdfRenderer(Renderer):
     media_type = "application/pdf"
 
     def render(self, report: Report) -> bytes:
+        import weasyprint  # on first use: loading it costs a second, and validating config needs none of it
+
         html = render(self.env, f"{report.role}.html", report=report)
         document = weasyprint.HTML(string=html, url_fetcher=_only_embedded(), base_url=".")
         return document.write_pdf() or b""

@@ -25,6 +25,10 @@ class Recipient:
     slack: str | None = None
     entities: tuple[str, ...] | None = None
 
+    def contact(self, channel: str) -> str | None:
+        """Where this recipient is reached on `channel` (from the entity query's owner columns)."""
+        return {"email": self.email, "slack": self.slack}.get(channel)
+
     @property
     def slug(self) -> str:
         text = "".join(c if c.isalnum() else "-" for c in self.key.lower()).strip("-")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from reports.config.base import HeraldModel
 from reports.errors import SourceError
+from reports.registry import Registry
 
 # Strings, quoted identifiers and comments are copied as they are; `@name` outside them is a parameter.
 _TOKENS = re.compile(
@@ -94,21 +95,16 @@ class Source(ABC):
         """Release connections."""
 
 
-_TYPES: dict[str, type[Source]] = {}
-
-
-def register(cls: type[Source]) -> type[Source]:
-    """Class decorator: make a source type available to config.yaml by its `type_name`."""
-    _TYPES[cls.type_name] = cls
-    return cls
+SOURCES: Registry[type[Source]] = Registry("source type", lambda cls: cls.type_name)
+register = SOURCES.register  # class decorator: available to config.yaml by its `type_name`
 
 
 def source_types() -> dict[str, type[Source]]:
-    return dict(_TYPES)
+    return SOURCES.as_dict()
 
 
 def open_source(name: str, config: SourceConfig, base_dir: Path) -> Source:
-    return _TYPES[config.type](name, config, base_dir)
+    return SOURCES[config.type](name, config, base_dir)
 
 
 # Built-in types register themselves on import, the same way a third-party type would.

@@ -92,7 +92,7 @@ def measure(writer: str, rows: int) -> dict:
 def pdf_per_report(repeats: int) -> tuple[float, int]:
     from reports import demo
     from reports.config.load import load_config
-    from reports.pipeline.compute import run_job
+    from reports.pipeline.compute import compute_job
     from reports.render import renderer
     from reports.render.charts import Charts
     from reports.render.templates import environment
@@ -106,7 +106,7 @@ def pdf_per_report(repeats: int) -> tuple[float, int]:
         (base / "config.yaml").write_text((ROOT / "config.yaml").read_text())
         config = load_config(base / "config.yaml")
         sources = Sources(config)
-        run = run_job(config, "executive_weekly", date(2026, 11, 22), sources)
+        run = compute_job(config, "executive_weekly", date(2026, 11, 22), sources)
         report = build_report(config, run, EVERYONE, Charts())
         pdf = renderer("pdf", environment())
         times, size = [], 0

@@ -16,7 +16,8 @@ from reports.config.models import HeraldConfig
 from reports.config.reference import config_reference
 from reports.errors import UsageError
 from reports.formatting import format_value, table
-from reports.pipeline.compute import JobRun, Progress, check_jobs, default_as_of, run_job
+from reports.kpis.periods import default_as_of
+from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job
 from reports.pipeline.execute import JobOutcome, execute, summary
 from reports.render.charts import Charts
 from reports.render.outputs import render_run
@@ -84,7 +85,7 @@ def run(
     config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, out: Path, dry_run: bool = False
 ) -> int:
     config = load_config(config_path)
-    as_of = as_of or default_as_of(config)
+    as_of = as_of or default_as_of(config.timezone)
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)
     sources, charts = Sources(config), Charts()
@@ -197,10 +198,10 @@ def preview(config_path: Path, job: str, as_of: date | None, recipient: str | No
     """Render a job's outputs to out/preview/<job>/ without delivering anything."""
     config = load_config(config_path)
     check_jobs(config, [job])
-    as_of = as_of or default_as_of(config)
+    as_of = as_of or default_as_of(config.timezone)
     sources = Sources(config)
     try:
-        job_run = run_job(config, job, as_of, sources, _progress(job))
+        job_run = compute_job(config, job, as_of, sources, _progress(job))
     finally:
         sources.close()
     folder = out / "preview" / job

@@ -13,7 +13,7 @@ from reports import demo
 from reports.commands import next_fire
 from reports.config.load import load_config
 from reports.kpis import periods
-from reports.pipeline.compute import run_job
+from reports.pipeline.compute import compute_job
 from reports.sources.pool import Sources
 from tests.conftest import ROOT
 
@@ -57,7 +57,7 @@ def test_queries_do_not_grow_with_entities(tmp_path: Path):
         (folder / "config.yaml").write_text((ROOT / "config.yaml").read_text())
         config = load_config(folder / "config.yaml")
         sources = Sources(config)
-        runs = [run_job(config, job, datetime(2026, 11, 22).date(), sources) for job in config.reports]
+        runs = [compute_job(config, job, datetime(2026, 11, 22).date(), sources) for job in config.reports]
         sources.close()
         counts[projects] = [r.queries for r in runs]
         assert all(r.ok for r in runs)
@@ -218,7 +218,7 @@ def test_next_fire_time_is_in_the_schedules_time_zone(now, expected):
 def test_a_job_run_rolls_up_by_dimension(demo_config):
     config = load_config(demo_config)
     sources = Sources(config)
-    run = run_job(config, "executive_weekly", datetime(2026, 11, 22).date(), sources)
+    run = compute_job(config, "executive_weekly", datetime(2026, 11, 22).date(), sources)
     sources.close()
     events = run.kpis["events"]
     by_plan = events.rollup(run.groups("plan"), run.period)

@@ -11,7 +11,7 @@ import pytest
 from reports.config.models import KpiConfig, RuleConfig
 from reports.errors import KpiError
 from reports.kpis.frames import load_kpi
-from reports.kpis.periods import Period
+from reports.kpis.periods import Clock, Period
 from reports.rules.evaluate import evaluate_rule
 from reports.sources.duckdb import DuckDBConfig, DuckDBSource
 
@@ -46,7 +46,7 @@ def kpi(sql: str, **fields) -> KpiConfig:
 
 
 def load(source, config, window=WEEK, entities=("a", "b", "c")):
-    return load_kpi("test", config, source, window, window.end, LONDON, list(entities))
+    return load_kpi("test", config, source, window, Clock(window.end, timezone=LONDON.key), list(entities))
 
 
 @pytest.mark.parametrize(
@@ -177,9 +177,9 @@ def test_freshness_and_age(warehouse):
     config = kpi("SELECT entity, day, value FROM stats", freshness="1 day")
     data = load(warehouse, config, window=Period(date(2026, 3, 2), date(2026, 3, 5)))
     assert data.newest == datetime(2026, 3, 4, tzinfo=LONDON)  # the end of the newest day, the 3rd
-    assert data.age(date(2026, 3, 5), LONDON) == timedelta(days=2)
-    assert data.is_stale(date(2026, 3, 5), LONDON)
-    assert not data.is_stale(date(2026, 3, 4), LONDON)
+    assert data.age(Clock(date(2026, 3, 5), timezone=LONDON.key)) == timedelta(days=2)
+    assert data.is_stale(Clock(date(2026, 3, 5), timezone=LONDON.key))
+    assert not data.is_stale(Clock(date(2026, 3, 4), timezone=LONDON.key))
 
 
 def test_a_weekly_rule_over_a_week_that_leaves_summer_time(warehouse):
@@ -189,5 +189,6 @@ def test_a_weekly_rule_over_a_week_that_leaves_summer_time(warehouse):
     rule = RuleConfig.model_validate(
         {"name": "more_hours", "kpi": "test", "when": {"change": {"vs": "previous_period", "above": 0}}}
     )
-    (finding,) = evaluate_rule(rule, data, date(2026, 10, 25), "week", "monday", LONDON, pd.Series(dtype=str))
+    clock = Clock(date(2026, 10, 25), "week", "monday", LONDON.key)
+    (finding,) = evaluate_rule(rule, data, clock, pd.Series(dtype=str))
     assert (finding.value, finding.reference, finding.threshold) == (169, 168, 0)

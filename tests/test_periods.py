@@ -1,7 +1,8 @@
 import itertools
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 
 from reports.kpis import periods
 from reports.kpis.periods import Period
@@ -85,3 +86,21 @@ def test_trailing_months_cover_a_leap_february():
 def test_labels():
     assert Period(date(2026, 11, 16), date(2026, 11, 22)).label("week") == "week of 2026-11-16"
     assert Period(date(2026, 11, 1), date(2026, 11, 22)).label("month") == "November 2026"
+
+
+@pytest.mark.parametrize(
+    ("utc_now", "timezone", "as_of"),
+    [
+        # 00:30 on 2 July in London (summer time) is still 1 July in UTC: London's yesterday is 1 July.
+        (datetime(2026, 7, 1, 23, 30, tzinfo=UTC), "Europe/London", date(2026, 7, 1)),
+        (datetime(2026, 7, 1, 23, 30, tzinfo=UTC), "UTC", date(2026, 6, 30)),
+        # Winter: London is on UTC, so both agree.
+        (datetime(2026, 1, 15, 23, 30, tzinfo=UTC), "Europe/London", date(2026, 1, 14)),
+        # Auckland is 13 hours ahead in its summer: already the 16th there.
+        (datetime(2026, 1, 15, 12, 0, tzinfo=UTC), "Pacific/Auckland", date(2026, 1, 15)),
+    ],
+)
+def test_default_as_of_is_yesterday_in_the_config_time_zone(utc_now, timezone, as_of):
+    with time_machine.travel(utc_now, tick=False):
+        assert periods.default_as_of(timezone) == as_of
+    assert periods.default_as_of(timezone, now=utc_now) == as_of

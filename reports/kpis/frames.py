@@ -8,14 +8,14 @@ over all entities at once; nothing here issues a query per entity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from reports.errors import HeraldError, KpiError
-from reports.kpis.periods import Period
+from reports.kpis.periods import Clock, Period
 
 if TYPE_CHECKING:
     from reports.config.models import KpiConfig
@@ -144,18 +144,17 @@ class KpiData:
         present = rows["value"].notna() if self.how != "ratio" else rows["denominator"].fillna(0) > 0
         return rows[present].groupby("entity")["day"].nunique()
 
-    def age(self, as_of: date, tz: ZoneInfo) -> timedelta | None:
+    def age(self, clock: Clock) -> timedelta | None:
         """How old the newest data is at the end of the as-of day; None when there is none."""
         if self.newest is None:
             return None
-        end_of_day = datetime.combine(as_of + timedelta(days=1), time(), tz)
-        return max(end_of_day - self.newest, timedelta())
+        return max(clock.end_of_day - self.newest, timedelta())
 
-    def is_stale(self, as_of: date, tz: ZoneInfo) -> bool:
+    def is_stale(self, clock: Clock) -> bool:
         limit = self.config.freshness
         if limit is None:
             return False
-        age = self.age(as_of, tz)
+        age = self.age(clock)
         return age is None or age > limit
 
 
@@ -164,13 +163,11 @@ def load_kpi(
     config: KpiConfig,
     source: Source,
     window: Period,
-    as_of: date,
-    tz: ZoneInfo,
+    clock: Clock,
     entities: list[str],
 ) -> KpiData:
     """Run the KPI's one query for every entity over `window` and check the rows' shape."""
-    start = datetime.combine(window.start, time(), tz)
-    end = datetime.combine(window.end + timedelta(days=1), time(), tz)
+    start, end = clock.midnight(window.start), clock.midnight(window.end + timedelta(days=1))
     if config.grain == "hour":  # hourly rows are bounded by the local days' edges, in UTC
         params = {
             "start": start.astimezone(ZoneInfo("UTC")).replace(tzinfo=None),
@@ -178,7 +175,7 @@ def load_kpi(
         }
     else:
         params = {"start": window.start, "end": window.end}
-    params.update(as_of=as_of, entities=entities)
+    params.update(as_of=clock.as_of, entities=entities)
     sql = config.sql_for(source.dialect, name)
     try:
         raw = source.query(sql, params)
@@ -186,13 +183,9 @@ def load_kpi(
         raise KpiError(name, exc.message, exc.hint) from None
     frame = _check_shape(name, config, raw)
     if config.grain == "hour":
-        frame, newest = _hours_to_days(frame, config, tz)
+        frame, newest = _hours_to_days(frame, config, clock.tz)
     else:
-        newest = (
-            datetime.combine(frame["day"].max().date() + timedelta(days=1), time(), tz)
-            if len(frame)
-            else None
-        )
+        newest = clock.midnight(frame["day"].max().date() + timedelta(days=1)) if len(frame) else None
     frame = frame[(frame["day"] >= _ts(window.start)) & (frame["day"] <= _ts(window.end))]
     return KpiData(name, config, frame.reset_index(drop=True), newest, window)
 

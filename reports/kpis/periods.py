@@ -9,9 +9,10 @@ last Monday-to-Wednesday, never with a whole week.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from reports.config.types import WEEKDAYS
 
@@ -91,3 +92,55 @@ def trailing(as_of: date, grain: Grain, count: int, week_start: str = "monday") 
         start = period_start(end, grain, week_start)
         periods.append(Period(start, end))
     return periods[::-1]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One run's calendar, built once: its as-of date, the job's period grain, the first day of
+    a week and the time zone (resolved once). KPIs, rules and reports all read this one value."""
+
+    as_of: date
+    grain: Grain = "day"
+    week_start: str = "monday"
+    timezone: str = "UTC"
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tz", ZoneInfo(self.timezone))
+
+    @property
+    def current(self) -> Period:
+        """The period to date that holds the as-of date."""
+        return current(self.as_of, self.grain, self.week_start)
+
+    @property
+    def previous(self) -> Period:
+        """The same stretch of days one period earlier."""
+        return previous(self.as_of, self.grain, self.week_start)
+
+    def trailing(self, count: int) -> list[Period]:
+        """`count` whole periods ending with the current one (to date), oldest first."""
+        return trailing(self.as_of, self.grain, count, self.week_start)
+
+    def shift(self, period: Period, count: int = 1) -> Period:
+        return shift(period, self.grain, count)
+
+    def on(self, as_of: date) -> Clock:
+        """The same calendar on another day (an earlier run, for `for: N runs`)."""
+        return replace(self, as_of=as_of)
+
+    def midnight(self, day: date) -> datetime:
+        """When `day` begins, in the clock's time zone."""
+        return datetime.combine(day, time(), self.tz)
+
+    @property
+    def end_of_day(self) -> datetime:
+        """When the as-of day ends: how old data is, is measured from here."""
+        return self.midnight(self.as_of + timedelta(days=1))
+
+
+def default_as_of(timezone: str, now: datetime | None = None) -> date:
+    """Yesterday in `timezone`: the last day whose data is complete."""
+    zone = ZoneInfo(timezone)
+    now = now or datetime.now(zone)
+    return now.astimezone(zone).date() - timedelta(days=1)

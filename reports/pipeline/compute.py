@@ -1,4 +1,4 @@
-"""A job run: query each KPI once for every entity, then evaluate the job's rules into findings.
+"""Compute a job run: query each KPI once for every entity, then evaluate the job's rules.
 
 A KPI whose query fails is recorded and its rules are not evaluated; the rest of the job goes
 on. Rules on a KPI whose data is stale are held back too, so stale numbers never raise or
@@ -10,19 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import pandas as pd
 
 from reports.config.models import HeraldConfig, ReportConfig, RuleConfig
 from reports.errors import HeraldError, JobError, SourceError
 from reports.findings import Finding
-from reports.kpis import periods
 from reports.kpis.frames import KpiData, load_kpi
-from reports.kpis.periods import Period
+from reports.kpis.periods import Clock, Period
 from reports.rules.evaluate import evaluate_rule
-from reports.rules.presence import Stale
 from reports.sources.pool import Sources
 
 log = logging.getLogger(__name__)
@@ -33,9 +30,7 @@ Progress = Callable[[str, int, int], None]
 class JobRun:
     job: str
     report: ReportConfig
-    as_of: date
-    period: Period
-    previous: Period
+    clock: Clock
     window: Period
     entities: pd.DataFrame  # indexed by entity: name and dimension columns
     kpis: dict[str, KpiData] = field(default_factory=dict)
@@ -47,6 +42,18 @@ class JobRun:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def as_of(self) -> date:
+        return self.clock.as_of
+
+    @property
+    def period(self) -> Period:
+        return self.clock.current
+
+    @property
+    def previous(self) -> Period:
+        return self.clock.previous
 
     def scoped(self, entities: list[str] | None) -> JobRun:
         """This run as one recipient sees it: only their entities' rows, findings and names."""
@@ -68,25 +75,22 @@ class JobRun:
         return self.entities[dimension].rename(dimension)
 
 
-def default_as_of(config: HeraldConfig, now: datetime | None = None) -> date:
-    """Yesterday in the config's time zone: the last day whose data is complete."""
-    now = now or datetime.now(ZoneInfo(config.timezone))
-    return now.astimezone(ZoneInfo(config.timezone)).date() - timedelta(days=1)
+def job_clock(config: HeraldConfig, job: str, as_of: date) -> Clock:
+    """The run's one clock: as-of date, the job's period, the config's week start and time zone."""
+    return Clock(as_of, config.reports[job].period, config.week_start, config.timezone)
 
 
-def query_window(config: HeraldConfig, job: str, as_of: date) -> Period:
+def query_window(config: HeraldConfig, job: str, clock: Clock) -> Period:
     """The one range of days every KPI of the job is queried over."""
-    report, week_start = config.reports[job], config.week_start
-    grain = report.period
+    report = config.reports[job]
     # Trend charts draw the periods before the trend too, for comparison.
-    trend = periods.trailing(as_of, grain, 2 * report.trend_periods, week_start)
-    starts = [trend[0].start, periods.previous(as_of, grain, week_start).start]
-    now = periods.current(as_of, grain, week_start)
+    starts = [clock.trailing(2 * report.trend_periods)[0].start, clock.previous.start]
+    now = clock.current
     for rule in config.rules_for(job):
-        lookback = timedelta(days=rule.when.lookback_days(grain))
+        lookback = timedelta(days=rule.when.lookback_days(clock.grain))
         for runs_back in range(rule.for_runs):
-            starts.append(periods.shift(now, grain, runs_back).start - lookback - timedelta(days=1))
-    return Period(min(starts), as_of)
+            starts.append(clock.shift(now, runs_back).start - lookback - timedelta(days=1))
+    return Period(min(starts), clock.as_of)
 
 
 def check_jobs(config: HeraldConfig, jobs: list[str]) -> None:
@@ -96,54 +100,45 @@ def check_jobs(config: HeraldConfig, jobs: list[str]) -> None:
             raise JobError(f"there is no job named '{job}'", f"run one of: {known} (see `run.py list`)")
 
 
-def run_job(
+def compute_job(
     config: HeraldConfig, job: str, as_of: date, sources: Sources, progress: Progress | None = None
 ) -> JobRun:
+    """Query the job's KPIs once each for every entity and evaluate its rules into findings."""
     check_jobs(config, [job])
-    report, tz = config.reports[job], ZoneInfo(config.timezone)
+    report, clock = config.reports[job], job_clock(config, job, as_of)
     sources.labels = {"herald_job": job, "herald_run": f"{job}-{as_of.isoformat()}"}
     rules = config.rules_for(job)
     names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
     before = sources.queries
     entities = load_entities(config, {config.kpis[n].entity for n in names}, sources)
-    run = JobRun(
-        job,
-        report,
-        as_of,
-        period=periods.current(as_of, report.period, config.week_start),
-        previous=periods.previous(as_of, report.period, config.week_start),
-        window=query_window(config, job, as_of),
-        entities=entities,
-    )
+    run = JobRun(job, report, clock, window=query_window(config, job, clock), entities=entities)
     for step, name in enumerate(names, start=1):
         if progress:
             progress(f"querying {name}", step, len(names))
         kpi = config.kpis[name]
         try:
             run.kpis[name] = load_kpi(
-                name, kpi, sources[kpi.source], run.window, as_of, tz, entities.index.tolist()
+                name, kpi, sources[kpi.source], run.window, clock, entities.index.tolist()
             )
         except HeraldError as exc:
             log.warning("%s", exc)
             run.failures.append(str(exc))
     for rule in rules:
-        run.findings.extend(_evaluate(run, rule, config, tz, entities["name"]))
+        run.findings.extend(_evaluate(run, rule, entities["name"]))
     run.findings.sort(key=lambda f: f.sort_key)
     run.queries = sources.queries - before
     return run
 
 
-def _evaluate(
-    run: JobRun, rule: RuleConfig, config: HeraldConfig, tz: ZoneInfo, names: pd.Series
-) -> list[Finding]:
+def _evaluate(run: JobRun, rule: RuleConfig, names: pd.Series) -> list[Finding]:
     kpi = run.kpis.get(rule.kpi)
     if kpi is None:
         run.failures.append(f"rule '{rule.name}' was not evaluated: KPI '{rule.kpi}' could not be computed")
         return []
-    if not isinstance(rule.when, Stale) and kpi.is_stale(run.as_of, tz):
+    if not rule.when.judges_freshness and kpi.is_stale(run.clock):
         run.notes.append(f"rule '{rule.name}' was held back: the data of KPI '{rule.kpi}' is stale")
         return []
-    return evaluate_rule(rule, kpi, run.as_of, run.report.period, config.week_start, tz, names)
+    return evaluate_rule(rule, kpi, run.clock, names)
 
 
 def load_entities(config: HeraldConfig, kinds: set[str], sources: Sources) -> pd.DataFrame:

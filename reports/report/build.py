@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 import pandas as pd
 
 from reports.config.models import HeraldConfig, OwnerColumns
 from reports.formatting import as_number
-from reports.kpis import periods
 from reports.kpis.frames import KpiData, compare
+from reports.kpis.periods import Clock
 from reports.pipeline.compute import JobRun
 from reports.render.charts import Charts
 from reports.report.model import (
@@ -58,7 +57,7 @@ def build_report(
     """The report for one recipient: `run` is narrowed to their entities before anything is computed."""
     report_config = run.report
     scoped = run.scoped(list(recipient.entities) if recipient.entities is not None else None)
-    tz = ZoneInfo(config.timezone)
+    clock = run.clock
     kind = next((config.kpis[k].entity for k in report_config.kpis if k in config.kpis), "project")
     report = Report(
         job=run.job,
@@ -68,7 +67,7 @@ def build_report(
         period=run.period,
         previous=run.previous,
         as_of=run.as_of,
-        generated_at=(now or datetime.now(tz)).astimezone(tz),
+        generated_at=(now or datetime.now(clock.tz)).astimezone(clock.tz),
         timezone=config.timezone,
         recipient=recipient,
         entity_label=config.entities[kind].label if kind in config.entities else "Entity",
@@ -81,17 +80,15 @@ def build_report(
     # Alert messages need no charts; reports, their email bodies and archive pages do.
     visual = report_config.role != "cs" or bool({"pdf", "html"} & set(report_config.formats))
     for name in report_config.kpis:
-        report.cards.append(_card(config, scoped, name, tz))
+        report.cards.append(_card(config, scoped, name))
         kpi = scoped.kpis.get(name)
         if kpi is None:
             continue
         report.definitions.append(_definition(config, name))
-        report.freshness.append(_freshness(kpi, run.as_of, tz))
+        report.freshness.append(_freshness(kpi, clock))
         if visual:
-            report.trends.append(_trend(report, kpi, report_config.trend_periods, config.week_start, charts))
-    report.freshness += [
-        _freshness(k, run.as_of, tz) for n, k in scoped.kpis.items() if n not in report_config.kpis
-    ]
+            report.trends.append(_trend(report, kpi, report_config.trend_periods, clock, charts))
+    report.freshness += [_freshness(k, clock) for n, k in scoped.kpis.items() if n not in report_config.kpis]
     headline = next((scoped.kpis[n] for n in report_config.kpis if n in scoped.kpis), None)
     if headline is not None and visual:
         _movers_and_health(report, scoped, headline, report_config.top_movers, charts)
@@ -105,7 +102,7 @@ def _add(report: Report, chart: Chart) -> None:
     report.charts[chart.id] = chart
 
 
-def _card(config: HeraldConfig, run: JobRun, name: str, tz: ZoneInfo) -> KpiCard:
+def _card(config: HeraldConfig, run: JobRun, name: str) -> KpiCard:
     kpi_config = config.kpis[name]
     base = {
         "kpi": name,
@@ -125,12 +122,12 @@ def _card(config: HeraldConfig, run: JobRun, name: str, tz: ZoneInfo) -> KpiCard
         previous=as_number(before),
         change=as_number(row["change"]),
         change_pct=as_number(row["change_pct"]),
-        stale=kpi.is_stale(run.as_of, tz),
+        stale=kpi.is_stale(run.clock),
     )
 
 
-def _trend(report: Report, kpi: KpiData, count: int, week_start: str, charts: Charts) -> Trend:
-    spans = periods.trailing(report.as_of, report.grain, 2 * count, week_start)
+def _trend(report: Report, kpi: KpiData, count: int, clock: Clock, charts: Charts) -> Trend:
+    spans = clock.trailing(2 * count)
     table = kpi.series(spans, kpi.everyone())
     values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
     # A past period the data only partly covers would plot as a false dip: leave it out.
@@ -209,14 +206,14 @@ def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int, ch
         report.health_chart = chart_id
 
 
-def _freshness(kpi: KpiData, as_of: date, tz: ZoneInfo) -> Freshness:
+def _freshness(kpi: KpiData, clock: Clock) -> Freshness:
     return Freshness(
         kpi.name,
         kpi.config.label,
         kpi.newest,
-        kpi.age(as_of, tz),
+        kpi.age(clock),
         kpi.config.freshness,
-        kpi.is_stale(as_of, tz),
+        kpi.is_stale(clock),
     )
 
 

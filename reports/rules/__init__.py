@@ -10,15 +10,14 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from reports.config.base import HeraldModel, one_key_union
 from reports.formatting import format_value
-from reports.kpis import periods
 from reports.kpis.frames import KpiData
-from reports.kpis.periods import Grain, Period
+from reports.kpis.periods import Clock, Grain, Period
+from reports.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -26,18 +25,27 @@ class RuleContext:
     """What a condition sees: one KPI's data and the run's clock."""
 
     kpi: KpiData
-    as_of: date
-    grain: Grain
-    week_start: str
-    tz: ZoneInfo
+    clock: Clock
+
+    @property
+    def as_of(self) -> date:
+        return self.clock.as_of
+
+    @property
+    def grain(self) -> Grain:
+        return self.clock.grain
+
+    @property
+    def week_start(self) -> str:
+        return self.clock.week_start
 
     @property
     def current(self) -> Period:
-        return periods.current(self.as_of, self.grain, self.week_start)
+        return self.clock.current
 
     @property
     def previous(self) -> Period:
-        return periods.previous(self.as_of, self.grain, self.week_start)
+        return self.clock.previous
 
     def fmt(self, value: float | None) -> str:
         return format_value(value, self.kpi.config.unit)
@@ -47,6 +55,9 @@ class Condition(HeraldModel):
     """A rule's `when:`; `evaluate` returns one row per entity that meets it."""
 
     kinds: ClassVar[tuple[str, ...]]
+    # Rules on a KPI whose data is stale are held back, so stale numbers never raise or clear an
+    # alert; a condition that judges the staleness itself says so here and still runs.
+    judges_freshness: ClassVar[bool] = False
 
     def lookback_days(self, grain: Grain) -> int:
         """How many days before the current period the condition reads."""
@@ -57,23 +68,18 @@ class Condition(HeraldModel):
         """Rows indexed by entity with columns value, reference, threshold and message."""
 
 
-_CONDITIONS: dict[str, type[Condition]] = {}
-
-
-def register(cls: type[Condition]) -> type[Condition]:
-    for kind in cls.kinds:
-        _CONDITIONS[kind] = cls
-    return cls
+CONDITIONS: Registry[type[Condition]] = Registry("condition", lambda cls: cls.kinds)
+register = CONDITIONS.register  # class decorator: selectable by each of its `kinds`
 
 
 def conditions() -> dict[str, type[Condition]]:
     """Every registered condition type, by the `when:` key that selects it."""
-    return dict(_CONDITIONS)
+    return CONDITIONS.as_dict()
 
 
 def condition_type() -> Any:
     """The pydantic type of `when:`: a union of every registered condition, tagged by its key."""
-    return one_key_union(_CONDITIONS, "`when`")
+    return one_key_union(CONDITIONS.as_dict(), "`when`")
 
 
 def hits(index: Any, value: Any, reference: Any, limit: Any, message: Any) -> pd.DataFrame:

@@ -14,7 +14,6 @@ import pandas as pd
 from pydantic import Field
 
 from reports.config.base import HeraldModel
-from reports.kpis import periods
 from reports.kpis.periods import GRAIN_DAYS, Grain, Period
 from reports.rules import Condition, RuleContext, hits, register
 from reports.rules.threshold import Number
@@ -49,7 +48,7 @@ class Anomaly(Condition):
             return [ctx.current.shifted(7 * k) for k in range(spec.window // 7, 0, -1)]
         if ctx.grain == "day":
             return [ctx.current.shifted(k) for k in range(spec.window, 0, -1)]
-        return periods.trailing(ctx.as_of, ctx.grain, spec.window + 1, ctx.week_start)[:-1]
+        return ctx.clock.trailing(spec.window + 1)[:-1]
 
     def evaluate(self, ctx: RuleContext) -> pd.DataFrame:
         spec = self.anomaly

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from reports.findings import Finding
 from reports.formatting import as_number
-from reports.kpis import periods
 from reports.kpis.frames import KpiData
-from reports.kpis.periods import Grain
+from reports.kpis.periods import Clock
 from reports.rules import RuleContext
 
 if TYPE_CHECKING:
     from reports.config.models import RuleConfig
 
 
-def evaluate_rule(
-    rule: RuleConfig, kpi: KpiData, as_of: date, grain: Grain, week_start: str, tz: ZoneInfo, names: pd.Series
-) -> list[Finding]:
+def evaluate_rule(rule: RuleConfig, kpi: KpiData, clock: Clock, names: pd.Series) -> list[Finding]:
     """Findings for every entity that met the rule on this run and on the `for - 1` runs before."""
-    now = periods.current(as_of, grain, week_start)
+    now = clock.current
     latest: pd.DataFrame | None = None
     for runs_back in range(rule.for_runs):
-        then = periods.shift(now, grain, runs_back).end if runs_back else as_of
-        found = rule.when.evaluate(RuleContext(kpi, then, grain, week_start, tz))
+        then = clock.shift(now, runs_back).end if runs_back else clock.as_of
+        found = rule.when.evaluate(RuleContext(kpi, clock.on(then)))
         latest = found if latest is None else latest[latest.index.isin(found.index)]
     assert latest is not None
     suffix = f" (for {rule.for_runs} runs)" if rule.for_runs > 1 else ""
@@ -43,7 +38,7 @@ def evaluate_rule(
             threshold=as_number(row.threshold),
             unit=getattr(row, "unit", kpi.config.unit),
             message=row.message + suffix,
-            as_of=as_of,
+            as_of=clock.as_of,
         )
         for entity, row in latest.iterrows()
     ]

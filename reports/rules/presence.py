@@ -54,14 +54,15 @@ class Stale(Condition):
     """The KPI's newest row is older than its `freshness` limit: one finding for the whole table."""
 
     kinds = ("stale",)
+    judges_freshness = True
     stale: Literal[True]
 
     def evaluate(self, ctx: RuleContext) -> pd.DataFrame:
         kpi = ctx.kpi
-        if not kpi.is_stale(ctx.as_of, ctx.tz):
+        if not kpi.is_stale(ctx.clock):
             return hits([], [], [], [], [])
         limit = kpi.config.freshness or timedelta()
-        age = kpi.age(ctx.as_of, ctx.tz)
+        age = kpi.age(ctx.clock)
         if age is None:
             message = f"{kpi.config.label}: no data at all since {kpi.window.start}"
         else:

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
-from reports.pipeline.compute import default_as_of
+from reports.kpis.periods import default_as_of
 from reports.sources.pool import Sources
 
 
@@ -28,7 +28,7 @@ def _wanted(config: HeraldConfig, kpi: str) -> list[str]:
 
 
 def check_all(config: HeraldConfig, as_of: date | None = None) -> list[Check]:
-    as_of = as_of or default_as_of(config)
+    as_of = as_of or default_as_of(config.timezone)
     params = {"start": as_of - timedelta(days=7), "end": as_of, "as_of": as_of, "entities": ["herald-check"]}
     sources = Sources(config)
     results = []

@@ -113,13 +113,13 @@ def golden(request: pytest.FixtureRequest):
 def job_run(config_path: Path, job: str, as_of: date = date(2026, 11, 22)):
     """A finished job run on the demo warehouse, and the config it ran with."""
     from reports.config.load import load_config
-    from reports.pipeline.compute import run_job
+    from reports.pipeline.compute import compute_job
     from reports.sources.pool import Sources
 
     config = load_config(config_path)
     sources = Sources(config)
     try:
-        return config, run_job(config, job, as_of, sources)
+        return config, compute_job(config, job, as_of, sources)
     finally:
         sources.close()
 
@@ -155,3 +155,8 @@ def execute_job(config_path: Path, job: str, out: Path, as_of: date = date(2026,
     finally:
         sources.close()
     return outcome, store
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The check that every registered part was exercised (tests/test_parts.py) runs last."""
+    items.sort(key=lambda item: item.fspath.basename == "test_parts.py")

@@ -94,7 +94,6 @@ def pdf_per_report(repeats: int) -> tuple[float, int]:
     from reports.config.load import load_config
     from reports.pipeline.compute import compute_job
     from reports.render import renderer
-    from reports.render.charts import Charts
     from reports.render.templates import environment
     from reports.report.build import build_report
     from reports.report.model import EVERYONE
@@ -107,7 +106,7 @@ def pdf_per_report(repeats: int) -> tuple[float, int]:
         config = load_config(base / "config.yaml")
         sources = Sources(config)
         run = compute_job(config, "executive_weekly", date(2026, 11, 22), sources)
-        report = build_report(config, run, EVERYONE, Charts())
+        report = build_report(config, run, EVERYONE)
         pdf = renderer("pdf", environment())
         times, size = [], 0
         for _ in range(repeats):

@@ -68,6 +68,7 @@ class Notifier(ABC):
     name: ClassVar[str]
     delivery: ClassVar[type[BaseModel]]  # a `deliver:` entry, e.g. `- email: {to: [...]}`
     settings: ClassVar[type[BaseModel] | None] = None  # connection settings under `channels:`
+    shows: ClassVar[frozenset[str]] = frozenset()  # report sections its message may show
 
     @classmethod
     def connect(cls, settings: Any) -> Notifier | None:

@@ -84,6 +84,7 @@ class EmailNotifier(Notifier):
     name = "email"
     delivery = EmailDelivery
     settings = EmailSettings
+    shows = frozenset({"trends"})  # the body's headline chart
 
     def __init__(self, settings: EmailSettings) -> None:
         self.config = settings

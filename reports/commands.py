@@ -19,7 +19,6 @@ from reports.formatting import format_value, table
 from reports.kpis.periods import default_as_of
 from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job
 from reports.pipeline.execute import JobOutcome, execute, summary
-from reports.render.charts import Charts
 from reports.render.outputs import render_run
 from reports.render.templates import environment
 from reports.report.build import recipients
@@ -88,7 +87,7 @@ def run(
     as_of = as_of or default_as_of(config.timezone)
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)
-    sources, charts = Sources(config), Charts()
+    sources = Sources(config)
     env, store = environment(config.templates_dir), Store(config.path(config.store))
     outcomes = []
     try:
@@ -100,7 +99,6 @@ def run(
                     as_of,
                     out,
                     sources=sources,
-                    charts=charts,
                     env=env,
                     store=store,
                     dry_run=dry_run,

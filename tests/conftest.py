@@ -141,7 +141,6 @@ def execute_job(config_path: Path, job: str, out: Path, as_of: date = date(2026,
     """Run, render and deliver one job as `run.py run` does; returns the outcome and the store."""
     from reports.config.load import load_config
     from reports.pipeline.execute import execute
-    from reports.render.charts import Charts
     from reports.render.templates import environment
     from reports.sources.pool import Sources
     from reports.store import Store
@@ -149,9 +148,7 @@ def execute_job(config_path: Path, job: str, out: Path, as_of: date = date(2026,
     config = load_config(config_path)
     sources, store = Sources(config), Store(config.path(config.store))
     try:
-        outcome = execute(
-            config, job, as_of, out, sources=sources, charts=Charts(), env=environment(), store=store
-        )
+        outcome = execute(config, job, as_of, out, sources=sources, env=environment(), store=store)
     finally:
         sources.close()
     return outcome, store

@@ -15,7 +15,7 @@ from reports.config.load import load_config
 from reports.kpis import periods
 from reports.pipeline.compute import compute_job
 from reports.sources.pool import Sources
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_folder, execute_job
 
 INCIDENT_DAY = "2026-11-22"
 CLEAN_DAYS = ["2026-10-27", "2026-11-08", "2026-11-16"]
@@ -247,3 +247,14 @@ def test_an_internal_fault_is_one_line_unless_verbose(herald, demo_config, monke
     )
     with pytest.raises(ZeroDivisionError):
         herald("list", "-v", "--config", demo_config)
+
+
+def test_every_scoped_recipient_hears_unless_the_job_is_for_findings_only(demo_db, tmp_path):
+    def tell_everyone(data: dict) -> None:
+        data["reports"]["cs_daily_alerts"]["only_with_findings"] = False
+
+    config_path = demo_folder(tmp_path / "all", demo_db, tell_everyone)
+    outcome, _ = execute_job(config_path, "cs_daily_alerts", tmp_path / "out")
+    told = {r.report.recipient.key for r in outcome.rendered if r.report.recipient.entities is not None}
+    assert told == set(outcome.run.entities["owner"]) and len(told) > 4
+    assert all((r.folder / "slack.json").exists() for r in outcome.rendered)

@@ -12,7 +12,6 @@ import pytest
 
 from reports.findings import Finding
 from reports.render import renderer
-from reports.render.charts import Charts
 from reports.render.html import email_body
 from reports.render.slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, slack_message
 from reports.render.templates import environment
@@ -31,10 +30,10 @@ def without_images(html: str) -> str:
 @pytest.fixture(scope="module")
 def reports(demo_db, tmp_path_factory):
     config_path = demo_folder(tmp_path_factory.mktemp("golden"), demo_db)
-    charts, built = Charts(), {}
+    built = {}
     for job in ("executive_weekly", "cs_daily_alerts", "analyst_monthly"):
         config, run = job_run(config_path, job)
-        built[job] = build_all(config, run, charts, NOW)
+        built[job] = build_all(config, run, NOW)
     return built
 
 
@@ -50,9 +49,10 @@ def test_email_body_matches_golden(reports, golden, job):
     body = email_body(environment(), report, [f"{report.file_stem}.pdf"])
     golden(f"{job}.email.html", body.html)
     golden(f"{job}.email.txt", body.text)
-    if report.trends:
-        (cid,) = body.inline
-        assert f'src="cid:{cid}"' in body.html and body.inline[cid].startswith(b"\x89PNG")
+    # The template picks its inline charts: exactly those it refers to are attached, drawn.
+    referred = set(re.findall(r'src="cid:([^"]+)"', body.html))
+    assert referred == set(body.inline) and len(referred) == (0 if job == "cs_daily_alerts" else 1)
+    assert all(png.startswith(b"\x89PNG") for png in body.inline.values())
     assert "<style" not in body.html and 'style="' in body.html  # CSS inlined for mail clients
 
 
@@ -121,7 +121,7 @@ def evil(demo_db, tmp_path_factory):
         data["reports"]["cs_daily_alerts"]["formats"] = ["pdf", "xlsx", "html"]
 
     config, run = job_run(demo_folder(tmp_path_factory.mktemp("evil"), demo_db, rename), "cs_daily_alerts")
-    return build_report(config, run, EVERYONE, Charts(), NOW)
+    return build_report(config, run, EVERYONE, NOW)
 
 
 def test_untrusted_text_is_escaped_in_html_and_email(evil):

@@ -1,7 +1,11 @@
 """Reports as their readers get them: figures in the PDF, cells in the workbook, scope, charts."""
 
+import base64
+import dataclasses
 import io
 import re
+import subprocess
+import sys
 from datetime import date
 
 import duckdb
@@ -11,12 +15,11 @@ import pytest
 
 from reports.formatting import format_value
 from reports.render import renderer
-from reports.render.charts import Charts
 from reports.render.slack import slack_message
-from reports.render.templates import environment
+from reports.render.templates import charts, environment
 from reports.report.build import build_all, build_report, recipients
 from reports.report.model import EVERYONE
-from tests.conftest import NOW, demo_folder, job_run
+from tests.conftest import NOW, ROOT, demo_folder, job_run
 
 WEEK = (date(2026, 11, 16), date(2026, 11, 22))
 PREVIOUS_WEEK = (date(2026, 11, 9), date(2026, 11, 15))
@@ -31,7 +34,7 @@ def pdf_text(data: bytes) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def executive(demo_db, tmp_path_factory):
     config, run = job_run(demo_folder(tmp_path_factory.mktemp("exec"), demo_db), "executive_weekly")
-    report = build_report(config, run, EVERYONE, Charts(), NOW)
+    report = build_report(config, run, EVERYONE, NOW)
     return config, run, report
 
 
@@ -83,12 +86,15 @@ def test_the_executive_pdf_shows_the_warehouse_figures(executive, demo_db):
 
 
 def test_page_size_comes_from_the_config(executive):
-    _config, _run, report = executive
-    report.page_size = "Letter"
-    reader = pypdf.PdfReader(io.BytesIO(renderer("pdf", environment()).render(report)))
-    box = reader.pages[0].mediabox
-    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
-    report.page_size = "A4"
+    config, run, report = executive
+
+    def page(report) -> tuple[int, int]:
+        box = pypdf.PdfReader(io.BytesIO(renderer("pdf", environment()).render(report))).pages[0].mediabox
+        return round(float(box.width)), round(float(box.height))
+
+    letter = dataclasses.replace(run, report=run.report.model_copy(update={"page_size": "Letter"}))
+    assert page(build_report(config, letter, EVERYONE, NOW)) == (612, 792)
+    assert report.page_size == "A4" and page(report) == (595, 842)
 
 
 def test_a_failed_kpi_is_shown_as_not_computed(executive):
@@ -96,7 +102,7 @@ def test_a_failed_kpi_is_shown_as_not_computed(executive):
     broken = run.scoped(None)
     broken.kpis = {k: v for k, v in run.kpis.items() if k != "sessions"}
     broken.failures = ["KPI 'sessions': Catalog Error: Table with name x does not exist"]
-    report = build_report(config, broken, EVERYONE, Charts(), NOW)
+    report = build_report(config, broken, EVERYONE, NOW)
     card = next(c for c in report.cards if c.kpi == "sessions")
     assert card.value is None and "Catalog Error" in card.error
     _, text = pdf_text(renderer("pdf", environment()).render(report))
@@ -104,14 +110,33 @@ def test_a_failed_kpi_is_shown_as_not_computed(executive):
     assert "Catalog Error: Table with name x does not exist" in text
 
 
-def test_charts_are_drawn_once_per_run(executive):
+def test_charts_are_drawn_once_per_environment(executive):
     config, run, _ = executive
-    charts = Charts()
-    first = build_report(config, run, EVERYONE, charts, NOW)
-    drawn = charts.drawn
-    second = build_report(config, run, EVERYONE, charts, NOW)
-    assert charts.drawn == drawn == len(first.charts)
-    assert {k: c.png for k, c in first.charts.items()} == {k: c.png for k, c in second.charts.items()}
+    env = environment()
+    first, second = build_report(config, run, EVERYONE, NOW), build_report(config, run, EVERYONE, NOW)
+    assert first.charts.keys() == second.charts.keys() and len(first.charts) >= 3
+    html = renderer("html", env).render(first) + renderer("pdf", env).render(second)
+    assert charts(env).drawn == len(first.charts)
+    pngs = {charts(env).png(chart) for chart in first.charts.values()}
+    assert len(pngs) == len(first.charts) and all(png.startswith(b"\x89PNG") for png in pngs)
+    assert charts(env).drawn == len(first.charts) and html
+
+
+def test_building_a_report_draws_nothing():
+    """The model carries charts as data: building thousands of reports never loads matplotlib."""
+    script = (
+        "import sys; from tests.conftest import job_run, demo_folder, NOW; "
+        "from pathlib import Path; import tempfile; "
+        "from reports.report.build import build_all; from reports import demo; "
+        "base = Path(tempfile.mkdtemp()); demo.build(base / 'demo.duckdb', projects=30); "
+        "config, run = job_run(demo_folder(base, base / 'demo.duckdb'), 'executive_weekly'); "
+        "reports = build_all(config, run, NOW); "
+        "assert reports[0].charts, 'no charts built'; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'weasyprint')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +150,11 @@ def scoped(demo_db, tmp_path_factory):
         demo_folder(tmp_path_factory.mktemp("scoped"), demo_db, per_owner), "executive_weekly"
     )
     owner = next(r for r in recipients(config, run) if "p0012" in r.entities)  # owns the CRM incident
-    charts = Charts()
-    return config, run, owner, build_report(config, run, owner, charts, NOW), charts
+    return config, run, owner, build_report(config, run, owner, NOW)
 
 
 def test_a_scoped_recipient_sees_only_their_entities(scoped):
-    _config, run, owner, report, _ = scoped
+    _config, run, owner, report = scoped
     theirs = set(run.entities.loc[list(owner.entities), "name"])
     others = set(run.entities["name"]) - theirs
     assert owner.email and owner.slack and theirs and others
@@ -150,8 +174,8 @@ def test_a_scoped_recipient_sees_only_their_entities(scoped):
 
 
 def test_scoped_charts_are_drawn_from_scoped_numbers(scoped):
-    config, run, owner, report, charts = scoped
-    everyone = build_report(config, run, EVERYONE, charts, NOW)
+    config, run, owner, report = scoped
+    everyone = build_report(config, run, EVERYONE, NOW)
     mine = report.trends[0]
     assert mine.values[-1] == pytest.approx(report.cards[0].value)
     assert mine.values[-1] < everyone.trends[0].values[-1]
@@ -160,22 +184,35 @@ def test_scoped_charts_are_drawn_from_scoped_numbers(scoped):
 
 
 def test_every_recipient_gets_a_report(scoped):
-    config, run, _, _, charts = scoped
-    reports = build_all(config, run, charts, NOW)
+    config, run, _, _ = scoped
+    reports = build_all(config, run, NOW)
     owners = set(run.entities["owner"])
     assert reports[0].recipient is EVERYONE
     assert {r.recipient.key for r in reports[1:]} == owners
 
 
 def test_pdf_renderer_refuses_to_fetch_anything(executive, tmp_path):
-    secret = tmp_path / "secret.png"
-    secret.write_bytes(b"not an image")
     _config, _run, report = executive
-    (tmp_path / "executive.html").write_text(
-        '{% extends "base.html" %}{% block content %}<img src="file://' + str(secret) + '">{% endblock %}'
+    env = environment(tmp_path)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(charts(env).png(next(iter(report.charts.values()))))
+    opened: list[str] = []
+    sys.addaudithook(
+        lambda event, args: event == "open" and str(args[0]) == str(secret) and opened.append(event)
     )
-    pdf = renderer("pdf", environment(tmp_path)).render(report)
-    assert pdf.startswith(b"%PDF")  # rendered, without the file
+
+    def images_in_pdf(src: str) -> int:
+        (tmp_path / "executive.html").write_text(
+            '{% extends "base.html" %}{% block content %}<img src="' + src + '">{% endblock %}'
+        )
+        reader = pypdf.PdfReader(io.BytesIO(renderer("pdf", env).render(report)))
+        return sum(len(page.images) for page in reader.pages)
+
+    embedded = "data:image/png;base64," + base64.b64encode(secret.read_bytes()).decode()
+    opened.clear()
+    assert images_in_pdf(embedded) == 1  # the same image, embedded, does show
+    assert images_in_pdf(secret.as_uri()) == 0 and images_in_pdf(str(secret)) == 0
+    assert not opened, "the PDF renderer opened a local file a template referred to"
 
 
 def test_user_templates_override_by_name_and_typos_name_the_line(executive, tmp_path):

@@ -10,7 +10,6 @@ import pytest
 
 from reports import demo
 from reports.errors import SourceError
-from reports.render.charts import Charts
 from reports.report.build import build_report
 from reports.report.model import EVERYONE
 from reports.sources.bigquery import BigQueryConfig, BigQuerySource
@@ -79,7 +78,7 @@ def comparable(run) -> tuple:
 
 
 def cards(config, run) -> dict:
-    report = build_report(config, run, EVERYONE, Charts(), NOW)
+    report = build_report(config, run, EVERYONE, NOW)
     return {c.kpi: (c.value, c.previous) for c in report.cards}
 
 

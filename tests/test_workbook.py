@@ -9,7 +9,6 @@ import pytest
 import xlsxwriter
 
 from reports.render import renderer
-from reports.render.charts import Charts
 from reports.render.templates import environment
 from reports.render.xlsx import MAX_ROWS, Styles, write_table
 from reports.report.build import build_report
@@ -20,7 +19,7 @@ from tests.conftest import NOW, demo_folder, job_run
 @pytest.fixture(scope="module")
 def workbook(demo_db, tmp_path_factory):
     config, run = job_run(demo_folder(tmp_path_factory.mktemp("analyst"), demo_db), "analyst_monthly")
-    report = build_report(config, run, EVERYONE, Charts(), NOW)
+    report = build_report(config, run, EVERYONE, NOW)
     data = renderer("xlsx", environment()).render(report)
     return report, openpyxl.load_workbook(io.BytesIO(data))
 

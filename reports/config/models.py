@@ -141,6 +141,10 @@ class ReportConfig(HeraldModel):
     scope: str | None = Field(
         None, description="Build one report per value of this entity column (e.g. owner)."
     )
+    only_with_findings: bool = Field(
+        False,
+        description="With `scope`: a recipient whose entities raised no finding gets nothing that day.",
+    )
     page_size: Literal["A4", "Letter"] = Field("A4", description="Paper size of PDF reports.")
     top_movers: int = Field(5, ge=1, le=50, description="Entities listed as top risers and fallers.")
     deliver: list[delivery_type()] = Field(default_factory=list, description="Where it goes.")  # type: ignore[valid-type]
@@ -148,6 +152,11 @@ class ReportConfig(HeraldModel):
         default_factory=list,
         description="Who is told when the job fails: email addresses or Slack #channels.",
     )
+
+    @property
+    def channels(self) -> list[str]:
+        """The channel of each `deliver:` entry (an entry is a mapping with one key, the channel)."""
+        return [next(iter(type(entry).model_fields)) for entry in self.deliver]
 
 
 def _channels_model() -> type[HeraldModel]:

@@ -16,7 +16,6 @@ from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
 from reports.pipeline.compute import JobRun, Progress, compute_job
 from reports.pipeline.deliver import Outcome, channels_for, deliver, failure_notice, plan
-from reports.render.charts import Charts
 from reports.render.outputs import Rendered, render_run
 from reports.sources.pool import Sources
 from reports.store import Store
@@ -73,7 +72,6 @@ def execute(
     out: Path,
     *,
     sources: Sources,
-    charts: Charts,
     env: jinja2.Environment,
     store: Store,
     dry_run: bool = False,
@@ -89,7 +87,7 @@ def execute(
         outcome.run = compute_job(config, job, as_of, sources, progress)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
-        outcome.rendered = render_run(config, outcome.run, folder, charts, env=env)
+        outcome.rendered = render_run(config, outcome.run, folder, env=env)
         outcome.deliveries = deliver(
             plan(config, outcome.rendered, env), channels, store, run_id, config.delivery
         )

@@ -21,6 +21,7 @@ class Renderer(ABC):
     extension: ClassVar[str]
     media_type: ClassVar[str]
     attached: ClassVar[bool] = True  # sent with the email and uploaded to Slack; False: archive only
+    needs: ClassVar[frozenset[str]] = frozenset()  # report sections it may show (report.build.SECTIONS)
 
     def __init__(self, env: jinja2.Environment) -> None:
         self.env = env

@@ -1,15 +1,15 @@
-"""Charts in one house style, drawn with matplotlib's Agg backend, each drawn once per run.
+"""Charts in one house style, drawn with matplotlib's Agg backend at render time.
 
-A chart is identified by what it shows; two recipients or two formats asking for the same chart
-with the same numbers get the same PNG from the cache instead of a second drawing.
+The report model carries each chart as data (reports/report/model.py `Chart`); this module turns
+one into a PNG. A chart is identified by what it shows, so two recipients or two formats asking
+for the same chart with the same numbers get the same PNG from the cache, drawn once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import matplotlib
@@ -21,6 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from reports.report.model import Chart
 
 INK = "#1f2933"
 MUTED = "#9aa5b1"
@@ -66,43 +68,36 @@ def _clean(values: Sequence[float | None]) -> list[float]:
 
 
 class Charts:
-    """The run's charts: draws each distinct chart once and hands out its PNG."""
+    """Draws the charts that reports carry as data, each distinct chart once, and keeps its PNG.
 
-    def __init__(self) -> None:
-        self._png: dict[str, bytes] = {}
+    Reports for many recipients and formats share charts; the cache is keyed by the chart's id
+    (its content), bounded so a long-lived process does not keep every chart it ever drew.
+    """
+
+    def __init__(self, keep: int = 512) -> None:
+        self._png: OrderedDict[str, bytes] = OrderedDict()
+        self._keep = keep
         self.drawn = 0
 
-    def _get(self, kind: str, spec: dict, draw: Callable[..., Figure]) -> tuple[str, bytes]:
-        key = hashlib.sha256(json.dumps([kind, spec], sort_keys=True, default=str).encode()).hexdigest()[:16]
-        if key not in self._png:
-            with plt.rc_context(STYLE):
-                figure = draw(**spec)
-                buffer = io.BytesIO()
-                figure.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
-                plt.close(figure)
-            self._png[key] = buffer.getvalue()
-            self.drawn += 1
-        return f"{kind}-{key}", self._png[key]
-
-    def trend(
-        self, title: str, unit: str, labels: list[str], values: list, earlier: list
-    ) -> tuple[str, bytes]:
+    def png(self, chart: Chart) -> bytes:
+        if chart.id in self._png:
+            self._png.move_to_end(chart.id)
+            return self._png[chart.id]
+        draw = DRAWINGS[chart.kind]
         spec = {
-            "title": title,
-            "unit": unit,
-            "labels": labels,
-            "values": _clean(values),
-            "earlier": _clean(earlier),
+            k: v if k in ("labels", "names") or not isinstance(v, list) else _clean(v)
+            for k, v in chart.spec.items()
         }
-        return self._get("trend", spec, _draw_trend)
-
-    def movers(self, title: str, unit: str, names: list[str], changes: list) -> tuple[str, bytes]:
-        spec = {"title": title, "unit": unit, "names": names, "changes": _clean(changes)}
-        return self._get("movers", spec, _draw_movers)
-
-    def distribution(self, title: str, values: list, xlabel: str) -> tuple[str, bytes]:
-        spec = {"title": title, "values": _clean(values), "xlabel": xlabel}
-        return self._get("distribution", spec, _draw_distribution)
+        with plt.rc_context(STYLE):
+            figure = draw(**spec)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
+            plt.close(figure)
+        self.drawn += 1
+        self._png[chart.id] = buffer.getvalue()
+        if len(self._png) > self._keep:
+            self._png.popitem(last=False)
+        return self._png[chart.id]
 
 
 def _tick_step(ax: Axes) -> float:
@@ -165,3 +160,10 @@ def _draw_distribution(title: str, values: list, xlabel: str) -> Figure:
     ax.tick_params(axis="both", length=0)
     figure.tight_layout(pad=0.4)
     return figure
+
+
+DRAWINGS: dict[str, Callable[..., Figure]] = {
+    "trend": _draw_trend,
+    "movers": _draw_movers,
+    "distribution": _draw_distribution,
+}

@@ -8,8 +8,8 @@ import css_inline
 import jinja2
 
 from reports.render import Renderer, register
-from reports.render.templates import render
-from reports.report.model import Report
+from reports.render.templates import charts, render
+from reports.report.model import Chart, Report
 
 
 @register
@@ -19,6 +19,7 @@ class HtmlRenderer(Renderer):
     format = "html"
     extension = "html"
     media_type = "text/html"
+    needs = frozenset({"trends", "movers"})
     attached = False
 
     def render(self, report: Report) -> bytes:
@@ -40,11 +41,16 @@ def email_body(
     subject: str | None = None,
     links: dict[str, str] | None = None,
 ) -> EmailBody:
-    """A short summary with one chart inline by Content-ID; CSS inlined so mail clients keep it."""
-    chart = report.charts.get(report.trends[0].chart) if report.trends else None
-    context = {"report": report, "attachments": attachments, "chart": chart, "links": links or {}}
+    """A short summary, CSS inlined so mail clients keep it. The template picks which charts to
+    show inline: `inline(chart)` draws one, attaches it by Content-ID and returns its `src`."""
+    inline: dict[str, bytes] = {}
+
+    def embed(chart: Chart) -> str:
+        inline[chart.cid] = charts(env).png(chart)
+        return f"cid:{chart.cid}"
+
+    context = {"report": report, "attachments": attachments, "links": links or {}, "inline": embed}
     html = render(env, f"email/{report.role}.html", **context)
     text = render(env, f"email/{report.role}.txt", **context)
     title = subject or f"{report.title} — {report.period_label}"
-    inline = {chart.cid: chart.png} if chart else {}
     return EmailBody(title, css_inline.inline(html), text, inline)

@@ -17,10 +17,10 @@ from typing import Any
 
 import jinja2
 
+from notifiers import NOTIFIERS
 from reports.config.models import HeraldConfig
 from reports.pipeline.compute import JobRun
-from reports.render import renderer
-from reports.render.charts import Charts
+from reports.render import RENDERERS, renderer
 from reports.render.html import EmailBody, email_body
 from reports.render.slack import slack_message
 from reports.render.templates import environment
@@ -63,23 +63,28 @@ def archive_link(config: HeraldConfig, path: Path) -> str:
     return str(out)
 
 
+def sections(run: JobRun) -> frozenset[str]:
+    """The report sections the job's formats and channels show: the builder computes only these."""
+    wanted = [RENDERERS[fmt].needs for fmt in run.report.formats]
+    wanted += [NOTIFIERS[channel].shows for channel in run.report.channels]
+    return frozenset().union(*wanted)
+
+
 def render_run(
     config: HeraldConfig,
     run: JobRun,
     folder: Path,
-    charts: Charts | None = None,
     recipient: str | None = None,
     now: datetime | None = None,
     env: jinja2.Environment | None = None,
 ) -> list[Rendered]:
     """Write every output of `run` under `folder` (one sub-folder per scoped recipient)."""
-    charts = charts or Charts()
     env = env or environment(config.templates_dir)
     cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
     results = []
-    for report in build_all(config, run, charts, now, only=recipient):
-        if report.role == "cs" and report.recipient is not EVERYONE and not report.findings:
-            continue  # nothing to tell this owner today
+    for report in build_all(config, run, now, only=recipient, sections=sections(run)):
+        if run.report.only_with_findings and report.recipient is not EVERYONE and not report.findings:
+            continue  # nothing to tell this recipient today
         target = folder if report.recipient is EVERYONE else folder / report.recipient.slug
         done = Rendered(report, target)
         for fmt in run.report.formats:
@@ -98,7 +103,7 @@ def render_run(
         for cid, png in done.email.inline.items():
             done.files.append(_write(target / f"{cid.split('@')[0]}.png", png))
         done.slack = slack_message(report)
-        if report.role == "cs" or any("slack" in d.model_dump() for d in run.report.deliver):
+        if "slack" in run.report.channels:
             text = json.dumps(done.slack, indent=2, ensure_ascii=False) + "\n"
             done.files.append(_write(target / "slack.json", text))
         results.append(done)

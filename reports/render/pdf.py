@@ -29,6 +29,7 @@ class PdfRenderer(Renderer):
     format = "pdf"
     extension = "pdf"
     media_type = "application/pdf"
+    needs = frozenset({"trends", "movers"})
 
     def render(self, report: Report) -> bytes:
         import weasyprint  # on first use: loading it costs a second, and validating config needs none of it

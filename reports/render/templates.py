@@ -9,7 +9,7 @@ import base64
 import traceback
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -22,6 +22,9 @@ from reports.formatting import (
     format_through,
     format_value,
 )
+
+if TYPE_CHECKING:
+    from reports.render.charts import Charts
 
 BUILTIN = Path(__file__).resolve().parents[2] / "templates"
 
@@ -38,6 +41,11 @@ def _when(value: date | datetime | None, pattern: str = "%d %b %Y") -> str:
 
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def charts(env: jinja2.Environment) -> Charts:
+    """The environment's chart cache: every template and renderer sharing `env` shares it."""
+    return env.herald_charts  # type: ignore[attr-defined]
 
 
 def environment(user_dir: Path | None = None) -> jinja2.Environment:
@@ -61,6 +69,11 @@ def environment(user_dir: Path | None = None) -> jinja2.Environment:
         through=format_through,
         span=lambda period: format_span(period.start, period.end),
     )
+    from reports.render.charts import Charts  # matplotlib loads when a template first draws, not before
+
+    drawn = Charts()
+    env.extend(herald_charts=drawn)
+    env.filters["chart_uri"] = lambda chart: _data_uri(drawn.png(chart))
     return env
 
 

@@ -33,6 +33,7 @@ class XlsxRenderer(Renderer):
     format = "xlsx"
     extension = "xlsx"
     media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    needs = frozenset({"rollups", "daily"})
 
     def render(self, report: Report) -> bytes:
         with tempfile.TemporaryDirectory(prefix="herald-") as folder:

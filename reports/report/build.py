@@ -11,7 +11,6 @@ from reports.formatting import as_number
 from reports.kpis.frames import KpiData, compare
 from reports.kpis.periods import Clock
 from reports.pipeline.compute import JobRun
-from reports.render.charts import Charts
 from reports.report.model import (
     EVERYONE,
     Chart,
@@ -25,6 +24,10 @@ from reports.report.model import (
     Rollup,
     Trend,
 )
+
+# The parts of a report that cost more than its cards and findings; a caller that knows which
+# ones its outputs show (see reports/render/outputs.py) asks for only those.
+SECTIONS = frozenset({"trends", "movers", "rollups", "daily"})
 
 
 def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
@@ -52,7 +55,11 @@ def _owner_columns(config: HeraldConfig, run: JobRun) -> OwnerColumns | None:
 
 
 def build_report(
-    config: HeraldConfig, run: JobRun, recipient: Recipient, charts: Charts, now: datetime | None = None
+    config: HeraldConfig,
+    run: JobRun,
+    recipient: Recipient,
+    now: datetime | None = None,
+    sections: frozenset[str] = SECTIONS,
 ) -> Report:
     """The report for one recipient: `run` is narrowed to their entities before anything is computed."""
     report_config = run.report
@@ -77,8 +84,6 @@ def build_report(
         notes=list(run.notes),
         entity_count=len(scoped.entities),
     )
-    # Alert messages need no charts; reports, their email bodies and archive pages do.
-    visual = report_config.role != "cs" or bool({"pdf", "html"} & set(report_config.formats))
     for name in report_config.kpis:
         report.cards.append(_card(config, scoped, name))
         kpi = scoped.kpis.get(name)
@@ -86,20 +91,22 @@ def build_report(
             continue
         report.definitions.append(_definition(config, name))
         report.freshness.append(_freshness(kpi, clock))
-        if visual:
-            report.trends.append(_trend(report, kpi, report_config.trend_periods, clock, charts))
+        if "trends" in sections:
+            report.trends.append(_trend(report, kpi, report_config.trend_periods, clock))
     report.freshness += [_freshness(k, clock) for n, k in scoped.kpis.items() if n not in report_config.kpis]
     headline = next((scoped.kpis[n] for n in report_config.kpis if n in scoped.kpis), None)
-    if headline is not None and visual:
-        _movers_and_health(report, scoped, headline, report_config.top_movers, charts)
-    if "xlsx" in report_config.formats:
+    if headline is not None and "movers" in sections:
+        _movers_and_health(report, scoped, headline, report_config.top_movers)
+    if "rollups" in sections:
         report.rollups = _rollups(config, scoped, report_config.kpis, kind)
+    if "daily" in sections:
         report.daily = _daily(scoped, report_config.kpis, config, kind)
     return report
 
 
-def _add(report: Report, chart: Chart) -> None:
+def _add(report: Report, chart: Chart) -> str:
     report.charts[chart.id] = chart
+    return chart.id
 
 
 def _card(config: HeraldConfig, run: JobRun, name: str) -> KpiCard:
@@ -126,7 +133,7 @@ def _card(config: HeraldConfig, run: JobRun, name: str) -> KpiCard:
     )
 
 
-def _trend(report: Report, kpi: KpiData, count: int, clock: Clock, charts: Charts) -> Trend:
+def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend:
     spans = clock.trailing(2 * count)
     table = kpi.series(spans, kpi.everyone())
     values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
@@ -139,22 +146,21 @@ def _trend(report: Report, kpi: KpiData, count: int, clock: Clock, charts: Chart
         f"{p.start.day} {p.start:%b}" if report.grain != "month" else f"{p.start:%b %Y}"
         for p in spans[count:]
     ]
-    chart_id, png = charts.trend(kpi.config.label, kpi.config.unit, labels, values[count:], values[:count])
-    _add(
-        report,
-        Chart(
-            chart_id,
-            kpi.config.label,
-            png,
-            f"{kpi.config.label} over the last {count} periods, with the {count} before dashed",
-        ),
-    )
+    spec = {
+        "title": kpi.config.label,
+        "unit": kpi.config.unit,
+        "labels": labels,
+        "values": values[count:],
+        "earlier": values[:count],
+    }
+    alt = f"{kpi.config.label} over the last {count} periods, with the {count} before dashed"
+    chart_id = _add(report, Chart("trend", spec, alt))
     return Trend(
         kpi.name, kpi.config.label, kpi.config.unit, labels, values[count:], values[:count], chart_id
     )
 
 
-def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int, charts: Charts) -> None:
+def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int) -> None:
     table = kpi.compare(run.period, run.previous).dropna(subset=["change"])
     names = run.entities["name"] if "name" in run.entities else pd.Series(dtype=str)
 
@@ -174,36 +180,21 @@ def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int, ch
     chart_id = None
     shown = [m for m in rising + falling if m.change_pct is not None]
     if shown:
-        chart_id, png = charts.movers(
-            f"Top movers: {kpi.config.label}",
-            kpi.config.unit,
-            [m.name for m in shown],
-            [m.change_pct for m in shown],
-        )
-        _add(
-            report,
-            Chart(
-                chart_id,
-                f"Top movers: {kpi.config.label}",
-                png,
-                f"Change in {kpi.config.label} for the biggest risers and fallers",
-            ),
-        )
+        spec = {
+            "title": f"Top movers: {kpi.config.label}",
+            "unit": kpi.config.unit,
+            "names": [m.name for m in shown],
+            "changes": [m.change_pct for m in shown],
+        }
+        alt = f"Change in {kpi.config.label} for the biggest risers and fallers"
+        chart_id = _add(report, Chart("movers", spec, alt))
     report.movers = Movers(kpi.name, kpi.config.label, kpi.config.unit, rising, falling, chart_id)
     changes = table["change_pct"].dropna().tolist()
     if changes:
         title = f"How {report.entity_label.lower()}s moved"
-        chart_id, png = charts.distribution(title, changes, f"change in {kpi.config.label.lower()}")
-        _add(
-            report,
-            Chart(
-                chart_id,
-                title,
-                png,
-                f"Distribution of the change in {kpi.config.label} across {len(changes)} entities",
-            ),
-        )
-        report.health_chart = chart_id
+        spec = {"title": title, "values": changes, "xlabel": f"change in {kpi.config.label.lower()}"}
+        alt = f"Distribution of the change in {kpi.config.label} across {len(changes)} entities"
+        report.health_chart = _add(report, Chart("distribution", spec, alt))
 
 
 def _freshness(kpi: KpiData, clock: Clock) -> Freshness:
@@ -281,7 +272,11 @@ def _daily(run: JobRun, names: list[str], config: HeraldConfig, kind: str) -> pd
 
 
 def build_all(
-    config: HeraldConfig, run: JobRun, charts: Charts, now: datetime | None = None, only: str | None = None
+    config: HeraldConfig,
+    run: JobRun,
+    now: datetime | None = None,
+    only: str | None = None,
+    sections: frozenset[str] = SECTIONS,
 ) -> list[Report]:
     """Every report the run needs: everyone's, plus each scoped recipient's."""
     wanted = recipients(config, run)
@@ -289,4 +284,4 @@ def build_all(
         wanted = [EVERYONE, *wanted]
     if only is not None:
         wanted = [r for r in wanted if only in (r.key, r.slug, r.email, r.slack)]
-    return [build_report(config, run, recipient, charts, now) for recipient in wanted]
+    return [build_report(config, run, recipient, now, sections) for recipient in wanted]

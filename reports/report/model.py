@@ -1,13 +1,17 @@
 """The report model: built once per (job, as-of date, recipient), then rendered by every format.
 
-It holds numbers, labels and finished charts, never a query or a template. A KPI that could not
+It holds numbers, labels and chart specifications, never a query, a template or a drawing. A KPI that could not
 be computed appears as such, with the reason, rather than as a blank or a zero.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -120,14 +124,41 @@ class Definition:
 
 @dataclass(frozen=True)
 class Chart:
-    id: str
-    title: str
-    png: bytes
+    """What a chart shows, not how it looks: its kind and the series, labels and unit it plots.
+
+    Renderers draw it (reports/render/charts.py), each distinct chart once, so a model stays
+    cheap to build and to keep. Its id is derived from its content: the same chart with the same
+    numbers has the same id in every recipient's report and every format.
+    """
+
+    kind: str  # trend | movers | distribution
+    spec: dict[str, Any]  # keyword arguments of the drawing, with None for a missing value
     alt: str
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        plotted = {
+            k: [_number(v) for v in val] if isinstance(val, list) and k not in _TEXT_LISTS else val
+            for k, val in self.spec.items()
+        }
+        digest = hashlib.sha256(json.dumps([self.kind, plotted], sort_keys=True, default=str).encode())
+        object.__setattr__(self, "id", f"{self.kind}-{digest.hexdigest()[:16]}")
+
+    @property
+    def title(self) -> str:
+        return self.spec["title"]
 
     @property
     def cid(self) -> str:
+        """The Content-ID an email refers to the chart's inline image by."""
         return f"{self.id}@herald"
+
+
+_TEXT_LISTS = {"labels", "names"}
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_date, help="the last day of data to use (default: yesterday)")
     run.add_argument("--dry-run", action="store_true", help="deliver to the outbox only (out/outbox/)")
     run.add_argument("--json", action="store_true", help="print findings as JSON")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resend", action="store_true", help="send again what already went out for this as-of date"
+    )
+    again.add_argument(
+        "--retry-failed", action="store_true", help="send only the deliveries that failed, as they were"
+    )
     run.add_argument("--out", type=Path, default=Path("out"), help="write outputs under OUT/JOB/AS_OF/ (out)")
 
     preview = commands.add_parser("preview", parents=[common], help="render a job's outputs to out/preview/")
@@ -59,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", parents=[common], help="recent runs and deliveries")
     history.add_argument("job", nargs="?", metavar="JOB", help="only this job")
     history.add_argument("--limit", type=_positive, default=20, help="runs to show (20)")
+    history.add_argument(
+        "--status", choices=["running", "ok", "failed", "missed"], help="only runs that ended so"
+    )
+    history.add_argument("--json", action="store_true", help="print runs and deliveries as JSON")
 
     demo = commands.add_parser("demo-data", parents=[common], help="build the embedded demo warehouse")
     demo.add_argument("--projects", type=_positive, default=400, help="number of projects (400)")
@@ -85,11 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             if bool(args.jobs) == args.all:
                 raise UsageError("name the jobs to run, or pass --all", "see `python run.py list`")
-            return commands.run(args.config, args.jobs, args.as_of, args.json, args.out, args.dry_run)
+            return commands.run(
+                args.config,
+                args.jobs,
+                args.as_of,
+                args.json,
+                args.out,
+                args.dry_run,
+                resend=args.resend,
+                retry_failed=args.retry_failed,
+            )
         if args.command == "preview":
             return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out)
         if args.command == "history":
-            return commands.history(args.config, args.job, args.limit)
+            return commands.history(args.config, args.job, args.limit, args.status, args.json)
         if args.command == "demo-data":
             try:
                 return commands.demo_data(args.out, args.projects, args.days, args.seed)

@@ -10,9 +10,11 @@ is one module that calls `register`.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, PlainValidator, WithJsonSchema
@@ -42,6 +44,26 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     blocks: list[dict[str, Any]] | None = None  # Slack Block Kit
     summary: str | None = None  # a one-line notification text (Slack's fallback); the subject when unset
+
+    def to_json(self) -> bytes:
+        """The whole message as JSON (binary parts in base64), kept on disk before its first try."""
+        data = asdict(self)
+        data["inline"] = {cid: _b64(png) for cid, png in self.inline.items()}
+        data["attachments"] = [a.__dict__ | {"data": _b64(a.data)} for a in self.attachments]
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Message:
+        data = json.loads(raw)
+        data["inline"] = {cid: base64.b64decode(png) for cid, png in data["inline"].items()}
+        data["attachments"] = [
+            Attachment(a["name"], base64.b64decode(a["data"]), a["media_type"]) for a in data["attachments"]
+        ]
+        return cls(**data)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ class EmailNotifier(Notifier):
                 reason = "timed out"
             raise DeliveryError(
                 f"cannot reach SMTP server {where}: {reason}",
-                "check host and port; Herald will retry",
+                "check host and port",
                 transient=True,
             ) from None
         return str(mail["Message-ID"])

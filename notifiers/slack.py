@@ -141,7 +141,7 @@ class SlackNotifier(Notifier):
             raise _api_error(exc.response.get("error", "unknown_error"), address) from None
         except (SlackClientError, OSError) as exc:
             raise DeliveryError(
-                f"cannot reach Slack: {type(exc).__name__}", "Herald will retry", transient=True
+                f"cannot reach Slack: {type(exc).__name__}", "check the network to slack.com", transient=True
             ) from None
 
     def _pace(self, channel: str) -> None:
@@ -189,7 +189,7 @@ class SlackNotifier(Notifier):
         transient = response.status_code == 429 or response.status_code >= 500
         raise DeliveryError(
             f"the Slack webhook answered {response.status_code} {response.body[:80]}",
-            "Herald will retry" if transient else "check the webhook URL",
+            "Slack had a problem" if transient else "check the webhook URL",
             transient=transient,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,13 +19,13 @@ from reports.errors import UsageError
 from reports.formatting import format_value, table
 from reports.kpis.periods import default_as_of
 from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job
-from reports.pipeline.execute import JobOutcome, execute, summary
+from reports.pipeline.execute import JobOutcome, execute, retry_failures, summary
 from reports.render.outputs import render_run
 from reports.render.templates import environment
 from reports.report.build import recipients
 from reports.sources.pool import Sources
 from reports.sources.preflight import check_all
-from reports.store import Store
+from reports.store import RunRow, Store
 
 
 def validate(config_path: Path, check_sources: bool = False) -> int:
@@ -81,7 +82,14 @@ def list_jobs(config_path: Path, now: datetime | None = None) -> int:
 
 
 def run(
-    config_path: Path, jobs: list[str], as_of: date | None, as_json: bool, out: Path, dry_run: bool = False
+    config_path: Path,
+    jobs: list[str],
+    as_of: date | None,
+    as_json: bool,
+    out: Path,
+    dry_run: bool = False,
+    resend: bool = False,
+    retry_failed: bool = False,
 ) -> int:
     config = load_config(config_path)
     as_of = as_of or default_as_of(config.timezone)
@@ -92,6 +100,9 @@ def run(
     outcomes = []
     try:
         for job in jobs:
+            if retry_failed:
+                outcomes.append(retry_failures(config, job, as_of, out, store, dry_run))
+                continue
             outcomes.append(
                 execute(
                     config,
@@ -103,6 +114,7 @@ def run(
                     store=store,
                     dry_run=dry_run,
                     progress=_progress(job),
+                    resend=resend,
                 )
             )
     finally:
@@ -115,7 +127,7 @@ def run(
         ]
         print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     else:
-        print("\n\n".join(_describe(o.run) + _describe_deliveries(o) for o in outcomes if o.run))
+        print("\n\n".join(_describe_outcome(o) for o in outcomes))
     for outcome in outcomes:
         if outcome.error:
             print(f"herald: job {outcome.job} failed: {outcome.error}", file=sys.stderr)
@@ -135,61 +147,81 @@ def _deliveries(outcome: JobOutcome) -> list[dict]:
     ]
 
 
-def _describe_deliveries(outcome: JobOutcome) -> str:
+def _describe_outcome(outcome: JobOutcome) -> str:
+    if outcome.run is None and outcome.error:
+        return f"{outcome.job} (as of {outcome.as_of}): could not run"
+    text = (
+        _describe(outcome.run) if outcome.run else f"{outcome.job} (as of {outcome.as_of}): failed deliveries"
+    )
     if not outcome.deliveries:
-        return ""
+        return text + ("" if outcome.run else "\nNo failed deliveries to retry.")
     rows = [
         [o.delivery.channel, o.delivery.recipient, o.status, str(o.attempts), o.error or o.provider_id or ""]
         for o in outcome.deliveries
     ]
-    return "\n" + table(["CHANNEL", "RECIPIENT", "STATUS", "TRIES", "DETAIL"], rows)
+    text += "\n" + table(["CHANNEL", "RECIPIENT", "STATUS", "TRIES", "DETAIL"], rows)
+    if all(o.status == "skipped" for o in outcome.deliveries):
+        text += (
+            f"\nNothing sent: every delivery of {outcome.job} for {outcome.as_of} went out before. "
+            "--resend sends them again."
+        )
+    failed = [o for o in outcome.deliveries if o.status == "failed"]
+    text += "".join(f"\nFAILED: {o.delivery.channel} to {o.delivery.recipient}: {o.error}" for o in failed)
+    if failed:
+        text += f"\n--retry-failed sends only these again: run.py run {outcome.job} --as-of {outcome.as_of} --retry-failed"
+    return text
 
 
-def history(config_path: Path, job: str | None, limit: int) -> int:
+def history(
+    config_path: Path, job: str | None, limit: int, status: str | None = None, as_json: bool = False
+) -> int:
+    """Each run once, newest first, with its deliveries beneath it."""
     config = load_config(config_path)
     if job is not None:
         check_jobs(config, [job])
     store = Store(config.path(config.store))
-    runs = store.runs(job, limit)
-    if not runs:
-        print("No runs recorded yet" + (f" for {job}" if job else "") + ".")
+    runs = store.runs(job, limit, status)
+    deliveries: dict[int, list] = {}
+    for row in store.deliveries([r.id for r in runs]):
+        deliveries.setdefault(row.run_id, []).append(row)
+    if as_json:
+        print(json.dumps([_run_json(r, deliveries.get(r.id, [])) for r in runs], indent=2))
         return 0
-    print(
-        table(
-            ["RUN", "JOB", "AS OF", "STARTED (UTC)", "STATUS", "FINDINGS"],
-            [
-                [
-                    str(r.id),
-                    r.job,
-                    r.as_of,
-                    r.started_at,
-                    r.status,
-                    "" if r.findings is None else str(r.findings),
-                ]
-                for r in runs
-            ],
-        )
-    )
-    deliveries = store.deliveries([r.id for r in runs])
-    if deliveries:
-        print()
+    if not runs:
         print(
-            table(
-                ["RUN", "CHANNEL", "RECIPIENT", "STATUS", "TRIES", "DETAIL"],
-                [
-                    [
-                        str(d.run_id),
-                        d.channel,
-                        d.recipient,
-                        d.status,
-                        str(d.attempts),
-                        d.last_error or d.provider_id or "",
-                    ]
-                    for d in deliveries
-                ],
-            )
+            "No runs recorded yet"
+            + (f" for {job}" if job else "")
+            + (f" with status {status}" if status else "")
+            + "."
         )
+        return 0
+    blocks = []
+    for r in runs:
+        fire = f"scheduled for {r.scheduled_for}" if r.scheduled_for else "started by hand"
+        head = (
+            f"run {r.id}  {r.job}  as of {r.as_of}  {fire}  started {r.started_at}  "
+            f"finished {r.finished_at or '—'}  {r.status.upper()}"
+            + ("" if r.findings is None else f"  {r.findings} findings")
+        )
+        lines = [head]
+        if r.error and r.status != "ok":
+            lines += [f"  {line}" for line in r.error.splitlines()]
+        rows = [
+            [d.channel, d.recipient, d.status, str(d.attempts), d.last_error or d.provider_id or ""]
+            for d in deliveries.get(r.id, [])
+        ]
+        if rows:
+            lines += [
+                "  " + line
+                for line in table(["CHANNEL", "RECIPIENT", "STATUS", "TRIES", "DETAIL"], rows).splitlines()
+            ]
+        blocks.append("\n".join(lines))
+    print("\n\n".join(blocks))
     return 0
+
+
+def _run_json(run: RunRow, deliveries: list) -> dict:
+    return asdict(run) | {"deliveries": [asdict(d) for d in deliveries]}
 
 
 def preview(config_path: Path, job: str, as_of: date | None, recipient: str | None, out: Path) -> int:

@@ -1,13 +1,23 @@
-"""The store: the one place Herald remembers runs and deliveries (a SQLite file)."""
+"""The store: the one place Herald remembers runs and deliveries (a SQLite file).
+
+A run is identified by (job, scheduled_for) when the scheduler starts it, and claimed by one
+process at a time with a lease it renews while it works; a lease that runs out lets another
+process take the run over. A delivery is identified by (job, as-of date, channel, recipient):
+its message is written to disk before its first try, so a restarted Herald sends exactly what
+the crashed one meant to, and one that already went out is not sent again.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -15,28 +25,50 @@ CREATE TABLE IF NOT EXISTS runs (
     as_of TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    status TEXT NOT NULL,            -- running, ok, failed
+    status TEXT NOT NULL,            -- running, ok, failed, missed
     findings INTEGER,
-    error TEXT
+    error TEXT,
+    scheduled_for TEXT,              -- the nominal fire time (UTC) of a scheduled run; NULL from the CLI
+    lease_owner TEXT,                -- the process working on it
+    lease_until TEXT,                -- another process may take the run over after this
+    planned INTEGER NOT NULL DEFAULT 0  -- 1 once every delivery of the run is recorded
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id),
     channel TEXT NOT NULL,
     recipient TEXT NOT NULL,
-    status TEXT NOT NULL,            -- pending, sent, retrying, failed
+    status TEXT NOT NULL,            -- pending, sending, sent, filed, retrying, failed
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     provider_id TEXT,                -- Slack ts, SMTP Message-ID, outbox file
     content_hash TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    address TEXT,                    -- where it is sent (the log shows `recipient`)
+    message TEXT,                    -- the file holding the rendered message
     UNIQUE (run_id, channel, recipient)
 );
 """
+INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS runs_by_fire_time ON runs (job, scheduled_for);"
+# Columns added since the first store, for stores written by an earlier Herald.
+ADDED = {
+    "runs": [
+        "scheduled_for TEXT",
+        "lease_owner TEXT",
+        "lease_until TEXT",
+        "planned INTEGER NOT NULL DEFAULT 0",
+    ],
+    "deliveries": ["address TEXT", "message TEXT"],
+}
+DONE = ("sent", "filed")  # a delivery in one of these states is never sent again on its own
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime | None = None) -> str:
+    return (moment or now_utc()).astimezone(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,8 @@ class DeliveryRow:
     provider_id: str | None
     content_hash: str
     updated_at: str
+    address: str | None
+    message: str | None
 
 
 @dataclass(frozen=True)
@@ -65,46 +99,202 @@ class RunRow:
     status: str
     findings: int | None
     error: str | None
+    scheduled_for: str | None
+    lease_owner: str | None
+    lease_until: str | None
+    planned: int
+
+
+RUN_COLUMNS = ", ".join(f"r.{name}" for name in RunRow.__dataclass_fields__)
+DELIVERY_COLUMNS = (
+    "d.id, d.run_id, r.job, r.as_of, d.channel, d.recipient, d.status, d.attempts, d.last_error, "
+    "d.provider_id, d.content_hash, d.updated_at, d.address, d.message"
+)
 
 
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        with closing(self._connect()) as db, db:
+        self.messages = path.with_name(path.name + ".messages")  # rendered messages, by content
+        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            for table, columns in ADDED.items():
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+            db.executescript(INDEXES)
+            db.execute(f"PRAGMA user_version = {VERSION}")
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; BEGIN IMMEDIATE so a read-then-write (a claim) is atomic between processes."""
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
 
-    def start_run(self, job: str, as_of: str) -> int:
-        with closing(self._connect()) as db, db:
+    # Runs -------------------------------------------------------------------------------------
+
+    def start_run(
+        self, job: str, as_of: str, owner: str | None = None, lease: timedelta | None = None
+    ) -> int:
+        """A run started by hand (`run.py run`): no fire time, so nothing else can claim it."""
+        with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO runs (job, as_of, started_at, status) VALUES (?, ?, ?, 'running')",
-                (job, as_of, _now()),
+                "INSERT INTO runs (job, as_of, started_at, status, lease_owner, lease_until) "
+                "VALUES (?, ?, ?, 'running', ?, ?)",
+                (job, as_of, _stamp(), owner, _stamp(now_utc() + lease) if lease else None),
             )
             return int(cursor.lastrowid or 0)
+
+    def claim(
+        self, job: str, scheduled_for: datetime, as_of: str, owner: str, lease: timedelta
+    ) -> RunRow | None:
+        """Take (job, scheduled_for) for `owner`: a new run, or one whose holder's lease ran out.
+        None when another process holds it or it has finished."""
+        fire, now = _stamp(scheduled_for), now_utc()
+        with self._db() as db:
+            row = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs r WHERE job = ? AND scheduled_for = ?", (job, fire)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO runs (job, as_of, started_at, status, scheduled_for, lease_owner, "
+                    "lease_until) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                    (job, as_of, _stamp(now), fire, owner, _stamp(now + lease)),
+                )
+            else:
+                run = RunRow(*row)
+                if run.status != "running" or (run.lease_until or "") > _stamp(now):
+                    return None
+                db.execute(
+                    "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, _stamp(now + lease), run.id),
+                )
+            return RunRow(
+                *db.execute(
+                    f"SELECT {RUN_COLUMNS} FROM runs r WHERE job = ? AND scheduled_for = ?", (job, fire)
+                ).fetchone()
+            )
+
+    def record_missed(self, job: str, scheduled_for: datetime, as_of: str) -> None:
+        """A fire time that passed while no Herald was running, too long ago to catch up."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO runs (job, as_of, started_at, finished_at, status, scheduled_for, error) "
+                "VALUES (?, ?, ?, ?, 'missed', ?, 'Herald was not running; past the grace period') "
+                "ON CONFLICT (job, scheduled_for) DO NOTHING",
+                (job, as_of, _stamp(), _stamp(), _stamp(scheduled_for)),
+            )
+
+    def renew(self, run_id: int, owner: str, lease: timedelta) -> bool:
+        """Extend `owner`'s lease on a run; False when it has lost the run to another process."""
+        with self._db() as db:
+            cursor = db.execute(
+                "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (_stamp(now_utc() + lease), run_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def mark_planned(self, run_id: int) -> None:
+        with self._db() as db:
+            db.execute("UPDATE runs SET planned = 1 WHERE id = ?", (run_id,))
 
     def finish_run(
         self, run_id: int, status: str, findings: int | None = None, error: str | None = None
     ) -> None:
-        with closing(self._connect()) as db, db:
+        with self._db() as db:
             db.execute(
-                "UPDATE runs SET finished_at = ?, status = ?, findings = ?, error = ? WHERE id = ?",
-                (_now(), status, findings, error, run_id),
+                "UPDATE runs SET finished_at = ?, status = ?, findings = ?, error = ?, lease_until = NULL "
+                "WHERE id = ?",
+                (_stamp(), status, findings, error, run_id),
             )
 
-    def add_delivery(self, run_id: int, channel: str, recipient: str, content_hash: str) -> int:
-        with closing(self._connect()) as db, db:
-            cursor = db.execute(
-                "INSERT INTO deliveries (run_id, channel, recipient, status, content_hash, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (run_id, channel, recipient) "
-                "DO UPDATE SET content_hash = excluded.content_hash RETURNING id",
-                (run_id, channel, recipient, content_hash, _now()),
+    def last_fire(self, job: str) -> datetime | None:
+        """The newest fire time of `job` that any process claimed or recorded."""
+        with self._db() as db:
+            (value,) = db.execute("SELECT MAX(scheduled_for) FROM runs WHERE job = ?", (job,)).fetchone()
+        return datetime.fromisoformat(value) if value else None
+
+    def abandoned(self) -> list[RunRow]:
+        """Runs still `running` whose lease ran out: their process died or hung."""
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs r WHERE status = 'running' AND lease_until IS NOT NULL "
+                "AND lease_until <= ? ORDER BY id",
+                (_stamp(),),
+            ).fetchall()
+        return [RunRow(*row) for row in rows]
+
+    def run(self, run_id: int) -> RunRow:
+        with self._db() as db:
+            return RunRow(*db.execute(f"SELECT {RUN_COLUMNS} FROM runs r WHERE id = ?", (run_id,)).fetchone())
+
+    def runs(self, job: str | None = None, limit: int = 20, status: str | None = None) -> list[RunRow]:
+        where, params = [], []
+        if job:
+            where.append("job = ?")
+            params.append(job)
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs r {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+            ).fetchall()
+        return [RunRow(*row) for row in rows]
+
+    # Deliveries -------------------------------------------------------------------------------
+
+    def keep_message(self, content_hash: str, data: bytes) -> str:
+        """Write a rendered message durably (fsynced, then renamed into place); returns its file."""
+        self.messages.mkdir(parents=True, exist_ok=True)
+        path = self.messages / f"{content_hash}.json"
+        if not path.exists():
+            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+            with open(partial, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        return str(path)
+
+    def add_delivery(
+        self,
+        run_id: int,
+        channel: str,
+        recipient: str,
+        content_hash: str,
+        address: str | None = None,
+        message: str | None = None,
+    ) -> int:
+        """Record a delivery before its first try; a row that exists keeps its state."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO deliveries (run_id, channel, recipient, status, content_hash, updated_at, "
+                "address, message) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, channel, recipient) DO NOTHING",
+                (run_id, channel, recipient, content_hash, _stamp(), address, message),
             )
-            return int(cursor.fetchone()[0])
+            (row_id,) = db.execute(
+                "SELECT id FROM deliveries WHERE run_id = ? AND channel = ? AND recipient = ?",
+                (run_id, channel, recipient),
+            ).fetchone()
+            return int(row_id)
 
     def update_delivery(
         self,
@@ -115,30 +305,43 @@ class Store:
         error: str | None = None,
         provider_id: str | None = None,
     ) -> None:
-        with closing(self._connect()) as db, db:
+        with self._db() as db:
             db.execute(
                 "UPDATE deliveries SET status = ?, attempts = ?, last_error = ?, provider_id = ?, "
                 "updated_at = ? WHERE id = ?",
-                (status, attempts, error, provider_id, _now(), delivery_id),
+                (status, attempts, error, provider_id, _stamp(), delivery_id),
             )
 
-    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRow]:
-        where, params = ("WHERE job = ?", [job]) if job else ("", [])
-        with closing(self._connect()) as db:
+    def delivered(self, job: str, as_of: str) -> dict[tuple[str, str], DeliveryRow]:
+        """What already went out for (job, as-of), by (channel, recipient), from any run."""
+        with self._db() as db:
             rows = db.execute(
-                f"SELECT id, job, as_of, started_at, finished_at, status, findings, error FROM runs "
-                f"{where} ORDER BY id DESC LIMIT ?",
-                [*params, limit],
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
+                f"WHERE r.job = ? AND r.as_of = ? AND d.status IN {DONE} ORDER BY d.id",
+                (job, as_of),
             ).fetchall()
-        return [RunRow(*row) for row in rows]
+        found: dict[tuple[str, str], DeliveryRow] = {}
+        for row in (DeliveryRow(*r) for r in rows):  # a sent copy outranks a filed one
+            key = (row.channel, row.recipient)
+            if key not in found or row.status == "sent":
+                found[key] = row
+        return found
 
-    def deliveries(self, run_ids: list[int] | None = None) -> list[DeliveryRow]:
-        where = f"WHERE d.run_id IN ({','.join('?' * len(run_ids))})" if run_ids else ""
-        with closing(self._connect()) as db:
+    def deliveries(
+        self, run_ids: list[int] | None = None, statuses: tuple[str, ...] | None = None
+    ) -> list[DeliveryRow]:
+        where, params = [], []
+        if run_ids is not None:
+            where.append(f"d.run_id IN ({','.join('?' * len(run_ids))})")
+            params += run_ids
+        if statuses:
+            where.append(f"d.status IN ({','.join('?' * len(statuses))})")
+            params += statuses
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._db() as db:
             rows = db.execute(
-                "SELECT d.id, d.run_id, r.job, r.as_of, d.channel, d.recipient, d.status, d.attempts, "
-                f"d.last_error, d.provider_id, d.content_hash, d.updated_at FROM deliveries d "
-                f"JOIN runs r ON r.id = d.run_id {where} ORDER BY d.id",
-                run_ids or [],
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
+                f"{clause} ORDER BY d.id",
+                params,
             ).fetchall()
         return [DeliveryRow(*row) for row in rows]

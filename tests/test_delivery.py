@@ -62,8 +62,9 @@ def test_a_failing_job_tells_its_owners_and_history_shows_it(herald, tmp_path, d
     history = herald("history", "cs_daily_alerts", "--config", config)
     assert history.code == 0
     lines = history.out.splitlines()
-    assert lines[2].split()[:2] == ["1", "cs_daily_alerts"] and "failed" in lines[2]
-    assert any("data-team@example.com" in line and "sent" in line for line in lines)
+    assert lines[0].split()[:3] == ["run", "1", "cs_daily_alerts"] and lines[0].endswith("findings")
+    assert "FAILED" in lines[0] and "started by hand" in lines[0]
+    assert any("data-team@example.com" in line and "filed" in line for line in lines)
 
 
 def test_a_job_that_cannot_run_does_not_stop_the_next(herald, tmp_path, demo_db):

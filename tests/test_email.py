@@ -189,7 +189,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(tmp_path):
     from notifiers import Message
     from notifiers.email import EmailNotifier, EmailSettings
     from reports.config.models import DeliveryPolicy
-    from reports.pipeline.deliver import Delivery, deliver
+    from reports.pipeline.deliver import Delivery, deliver, record
 
     settings = EmailSettings.model_validate(
         {
@@ -204,15 +204,18 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(tmp_path):
     run_id = store.start_run("job", "2026-11-22")
     waits: list[float] = []
     policy = DeliveryPolicy(attempts=5, backoff_seconds=2, max_backoff_seconds=5)
-    (outcome,) = deliver(
+    pending, _ = record(
         [Delivery("email", "a@example.com", "a@example.com", Message("s", "t"))],
-        {"email": EmailNotifier(settings)},
         store,
         run_id,
-        policy,
-        sleep=waits.append,
+        "job",
+        "2026-11-22",
     )
+    (outcome,) = deliver(pending, {"email": EmailNotifier(settings)}, store, policy, sleep=waits.append)
     assert outcome.status == "failed" and outcome.attempts == 5
+    assert "gave up after 5 tries" in outcome.error and "will retry" not in outcome.error
+    (row,) = store.deliveries()
+    assert row.status == "failed" and "gave up after 5 tries" in row.last_error
     assert len(waits) == 4
     for wait, ceiling in zip(waits, [2, 4, 5, 5], strict=True):
         assert ceiling * 0.5 <= wait <= ceiling

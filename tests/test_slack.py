@@ -166,3 +166,33 @@ def test_one_message_a_second_per_channel(slack):
     notifier.send(message, "U1")
     assert time.monotonic() - other < 0.4, "another channel is held back by C100's pacing"
     assert len(workspace.posts) == 3
+
+
+def test_a_rerun_sends_nothing_twice_and_resend_and_retry_failed_do_what_they_say(
+    herald, tmp_path, demo_db, slack
+):
+    workspace, base = slack
+    deliver = [{"slack": {"to": "owner"}}, {"slack": {"channel": "#cs-alerts"}}]
+    config = configure(tmp_path / "cfg", demo_db, base, cs_daily_alerts=deliver)
+    run = ("run", "cs_daily_alerts", "--as-of", str(AS_OF), "--config", config)
+    workspace.outside = {"C100"}  # the bot is not in #cs-alerts yet: that one delivery fails
+    first = herald(*run)
+    assert first.code == 1 and len(workspace.posts) == 4
+    assert "FAILED: slack to #cs-alerts: " in first.out and "--retry-failed" in first.out
+
+    again = herald(*run)  # the owners' messages went out: nothing is sent to them twice
+    assert len(workspace.posts) == 4 + 0 and "skipped" in again.out
+    assert again.out.count("already sent (run 1)") == 4
+
+    workspace.outside = set()  # the bot was invited: send only what failed, as it was recorded
+    retried = herald(*run, "--retry-failed")
+    assert retried.code == 0, retried.out + retried.err
+    assert [p["channel"] for p in workspace.posts[4:]] == ["C100"]
+    quiet = herald(*run)
+    assert quiet.code == 0 and len(workspace.posts) == 5
+    assert "Nothing sent: every delivery of cs_daily_alerts for 2026-11-22 went out before" in quiet.out
+    assert herald(*run, "--retry-failed").out.strip().endswith("No failed deliveries to retry.")
+
+    herald(*run, "--resend")  # on purpose: everyone gets it again
+    assert len(workspace.posts) == 10
+    assert sorted(p["channel"] for p in workspace.posts[5:]) == ["C100", "U1", "U2", "U3", "U4"]

@@ -54,10 +54,15 @@ class Delivery:
 @dataclass
 class Outcome:
     delivery: Delivery
-    status: str  # sent or failed
+    status: str  # sent, filed (to the outbox), skipped (went out before) or failed
     attempts: int
     provider_id: str | None = None
     error: str | None = None
+
+
+def filing(channels: dict[str, Notifier]) -> set[str]:
+    """The channels the outbox stands in for."""
+    return {name for name, channel in channels.items() if isinstance(channel, OutboxNotifier)}
 
 
 def channels_for(config: HeraldConfig, outbox: Path, dry_run: bool) -> dict[str, Notifier]:
@@ -138,27 +143,74 @@ def owner_channel(address: str) -> str:
     return next(name for name, cls in NOTIFIERS.items() if cls.accepts(address))
 
 
-def deliver(
+def record(
     deliveries: list[Delivery],
-    channels: dict[str, Notifier],
     store: Store,
     run_id: int,
+    job: str,
+    as_of: str,
+    resend: bool = False,
+    filing: set[str] | frozenset[str] = frozenset(),
+) -> tuple[list[tuple[int, Delivery]], list[Outcome]]:
+    """Write each delivery's message to disk and its row to the store, before any is tried.
+
+    A delivery that already went out for the same (job, as-of, channel, recipient), from this run
+    or an earlier one, is not recorded again unless `resend`: it comes back as a `skipped` outcome.
+    For the channels in `filing` (the outbox stands in for them) a filed copy counts as gone out;
+    for a live channel only a sent one does, so a dry run never holds back the real delivery.
+    """
+    earlier = {} if resend else store.delivered(job, as_of)
+    pending, skipped = [], []
+    for delivery in deliveries:
+        done = earlier.get((delivery.channel, delivery.recipient))
+        if done is not None and (done.status == "sent" or delivery.channel in filing):
+            skipped.append(
+                Outcome(
+                    delivery, "skipped", 0, done.provider_id, f"already {done.status} (run {done.run_id})"
+                )
+            )
+            continue
+        kept = store.keep_message(delivery.content_hash, delivery.message.to_json())
+        row = store.add_delivery(
+            run_id, delivery.channel, delivery.recipient, delivery.content_hash, delivery.address, kept
+        )
+        pending.append((row, delivery))
+    return pending, skipped
+
+
+def unsent(
+    store: Store, run_ids: list[int], statuses: tuple[str, ...] = ("pending", "retrying")
+) -> list[tuple[int, Delivery]]:
+    """Recorded deliveries of `run_ids` in `statuses`, with the messages kept for them."""
+    found = []
+    for row in store.deliveries(run_ids, statuses):
+        message = Message.from_json(Path(row.message).read_bytes()) if row.message else None
+        if message is not None and row.address is not None:
+            found.append((row.id, Delivery(row.channel, row.recipient, row.address, message)))
+    return found
+
+
+def deliver(
+    pending: list[tuple[int, Delivery]],
+    channels: dict[str, Notifier],
+    store: Store,
     policy: DeliveryPolicy,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Outcome]:
-    """Send everything, retrying transient failures in rounds; every attempt lands in the store."""
-    rows = {id(d): store.add_delivery(run_id, d.channel, d.recipient, d.content_hash) for d in deliveries}
+    """Send recorded deliveries, retrying transient failures in rounds; every attempt lands in the
+    store. An outbox stand-in files a message rather than sending it, and says so: `filed`."""
     outcomes: dict[int, Outcome] = {}
-    waiting = list(deliveries)
+    waiting = list(pending)
     for attempt in range(1, policy.attempts + 1):
         retry = []
-        for delivery in waiting:
-            row = rows[id(delivery)]
+        for row, delivery in waiting:
+            channel = channels[delivery.channel]
             try:
-                provider_id = channels[delivery.channel].send(delivery.message, delivery.address)
+                provider_id = channel.send(delivery.message, delivery.address)
             except DeliveryError as exc:
-                error = str(exc)
                 last = attempt == policy.attempts or not exc.transient
+                gave_up = last and exc.transient
+                error = f"{exc} (gave up after {attempt} tries)" if gave_up else str(exc)
                 status = "failed" if last else "retrying"
                 store.update_delivery(row, status, attempts=attempt, error=error)
                 log.warning(
@@ -170,15 +222,17 @@ def deliver(
                     status,
                 )
                 if last:
-                    outcomes[id(delivery)] = Outcome(delivery, "failed", attempt, error=error)
+                    outcomes[row] = Outcome(delivery, "failed", attempt, error=error)
                 else:
-                    retry.append(delivery)
+                    retry.append((row, delivery))
                 continue
-            store.update_delivery(row, "sent", attempts=attempt, provider_id=provider_id)
-            outcomes[id(delivery)] = Outcome(delivery, "sent", attempt, provider_id)
+            status = "filed" if isinstance(channel, OutboxNotifier) else "sent"
+            store.update_delivery(row, status, attempts=attempt, provider_id=provider_id)
+            log.info("%s to %s: %s", delivery.channel, delivery.recipient, status)
+            outcomes[row] = Outcome(delivery, status, attempt, provider_id)
         if not retry:
             break
         wait = min(policy.max_backoff_seconds, policy.backoff_seconds * 2 ** (attempt - 1))
         sleep(wait * random.uniform(0.5, 1.0))  # jitter, so retries from many runs do not line up
         waiting = retry
-    return [outcomes[id(d)] for d in deliveries]
+    return [outcomes[row] for row, _ in pending]

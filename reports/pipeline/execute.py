@@ -15,12 +15,23 @@ from notifiers import Notifier
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
 from reports.pipeline.compute import JobRun, Progress, compute_job
-from reports.pipeline.deliver import Outcome, channels_for, deliver, failure_notice, plan
+from reports.pipeline.deliver import (
+    Delivery,
+    Outcome,
+    channels_for,
+    deliver,
+    failure_notice,
+    filing,
+    plan,
+    record,
+    unsent,
+)
 from reports.render.outputs import Rendered, render_run
 from reports.sources.pool import Sources
 from reports.store import Store
 
 log = logging.getLogger(__name__)
+DONE = ("sent", "filed", "skipped")  # a delivery in one of these states needs nothing more
 
 
 @dataclass
@@ -37,9 +48,8 @@ class JobOutcome:
     def ok(self) -> bool:
         return (
             self.error is None
-            and self.run is not None
-            and self.run.ok
-            and all(o.status == "sent" for o in self.deliveries)
+            and (self.run is None or self.run.ok)
+            and all(o.status in DONE for o in self.deliveries)
         )
 
     def problems(self) -> list[str]:
@@ -48,7 +58,7 @@ class JobOutcome:
         found += [
             f"{o.delivery.channel} to {o.delivery.recipient}: {o.error}"
             for o in self.deliveries
-            if o.status != "sent"
+            if o.status not in DONE
         ]
         return found
 
@@ -77,31 +87,86 @@ def execute(
     dry_run: bool = False,
     progress: Progress | None = None,
     channels: dict[str, Notifier] | None = None,
+    run_id: int | None = None,
+    resend: bool = False,
 ) -> JobOutcome:
+    """Run `job` for `as_of`: compute, render, record every delivery, then send. `run_id` is a run
+    the scheduler claimed; without it the run is recorded as started by hand."""
     folder = out / job / as_of.isoformat()
     outcome = JobOutcome(job, as_of, folder)
     owned = channels is None  # close only what this call opened
     channels = channels or channels_for(config, out / "outbox" / job / as_of.isoformat(), dry_run)
-    run_id = store.start_run(job, as_of.isoformat())
+    run_id = run_id or store.start_run(job, as_of.isoformat())
     try:
         outcome.run = compute_job(config, job, as_of, sources, progress)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
         outcome.rendered = render_run(config, outcome.run, folder, env=env)
-        outcome.deliveries = deliver(
-            plan(config, outcome.rendered, env), channels, store, run_id, config.delivery
+        planned = plan(config, outcome.rendered, env)
+        pending, outcome.deliveries = record(
+            planned, store, run_id, job, as_of.isoformat(), resend, filing(channels)
         )
+        store.mark_planned(run_id)
+        outcome.deliveries += deliver(pending, channels, store, config.delivery)
     except HeraldError as exc:
         log.error("job %s: %s", job, exc)
         outcome.error = str(exc)
+    finish(config, outcome, run_id, channels, store)
+    if owned:
+        for channel in channels.values():
+            channel.close()
+    return outcome
+
+
+def finish(
+    config: HeraldConfig, outcome: JobOutcome, run_id: int, channels: dict[str, Notifier], store: Store
+) -> None:
+    """Record how the run ended and tell the job's owners what went wrong, if anything did."""
     problems = outcome.problems()
     findings = len(outcome.run.findings) if outcome.run else None
     store.finish_run(run_id, "ok" if not problems else "failed", findings, "\n".join(problems) or None)
-    owners = config.reports[job].owners
+    owners = config.reports[outcome.job].owners
     if problems and owners:
-        notices = failure_notice(job, as_of.isoformat(), owners, problems)
-        outcome.deliveries += deliver(notices, channels, store, run_id, config.delivery)
-    if owned:
+        notices = failure_notice(outcome.job, outcome.as_of.isoformat(), owners, problems)
+        pending, _ = record(notices, store, run_id, outcome.job, outcome.as_of.isoformat(), resend=True)
+        outcome.deliveries += deliver(pending, channels, store, config.delivery)
+
+
+def send_recorded(
+    config: HeraldConfig,
+    job: str,
+    as_of: date,
+    run_id: int,
+    pending: list[tuple[int, Delivery]],
+    *,
+    channels: dict[str, Notifier],
+    store: Store,
+) -> JobOutcome:
+    """Send deliveries recorded earlier, from the messages kept for them, without computing
+    anything again: a resumed run, or `run --retry-failed`."""
+    outcome = JobOutcome(job, as_of, Path())
+    outcome.deliveries = deliver(pending, channels, store, config.delivery)
+    finish(config, outcome, run_id, channels, store)
+    return outcome
+
+
+def retry_failures(
+    config: HeraldConfig, job: str, as_of: date, out: Path, store: Store, dry_run: bool = False
+) -> JobOutcome:
+    """`run --retry-failed`: send again, from the messages kept for them, only the deliveries of
+    (job, as-of) that finally failed and have not gone out since."""
+    done = store.delivered(job, as_of.isoformat())
+    runs = [r.id for r in store.runs(job, limit=1000) if r.as_of == as_of.isoformat()]
+    latest: dict[tuple[str, str], int] = {}
+    for row in store.deliveries(runs, ("failed",)):
+        if (row.channel, row.recipient) not in done:
+            latest[(row.channel, row.recipient)] = row.id
+    pending = [p for p in unsent(store, runs, ("failed",)) if p[0] in latest.values()]
+    channels = channels_for(config, out / "outbox" / job / as_of.isoformat(), dry_run)
+    outcome = JobOutcome(job, as_of, out / job / as_of.isoformat())
+    try:
+        outcome.deliveries = deliver(pending, channels, store, config.delivery)
+    finally:
         for channel in channels.values():
             channel.close()
     return outcome

@@ -63,6 +63,14 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--recipient", help="only this recipient (an owner's name, email or Slack handle)")
     preview.add_argument("--out", type=Path, default=Path("out"), help="the output folder (out)")
 
+    serve = commands.add_parser("serve", parents=[common], help="run every job on its schedule until stopped")
+    serve.add_argument(
+        "--out", type=Path, default=Path("out"), help="write outputs under OUT/JOB/AS_OF/ (out)"
+    )
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="one line of text, or JSON, per event"
+    )
+
     history = commands.add_parser("history", parents=[common], help="recent runs and deliveries")
     history.add_argument("job", nargs="?", metavar="JOB", help="only this job")
     history.add_argument("--limit", type=_positive, default=20, help="runs to show (20)")
@@ -108,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "preview":
             return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out)
+        if args.command == "serve":
+            from reports.scheduler.serve import serve
+
+            return serve(args.config, args.out, args.log_format, args.verbose)
         if args.command == "history":
             return commands.history(args.config, args.job, args.limit, args.status, args.json)
         if args.command == "demo-data":

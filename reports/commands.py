@@ -9,8 +9,6 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from reports import demo
 from reports.config.load import load_config
 from reports.config.models import HeraldConfig
@@ -51,9 +49,7 @@ def schema(markdown: bool) -> int:
 
 
 def next_fire(config: HeraldConfig, job: str, now: datetime) -> datetime:
-    schedule = config.reports[job].schedule
-    tz = ZoneInfo(schedule.timezone or config.timezone)
-    return croniter(schedule.cron, now.astimezone(tz)).get_next(datetime)
+    return config.reports[job].schedule.trigger(config.timezone).after(now)
 
 
 def list_jobs(config_path: Path, now: datetime | None = None) -> int:
@@ -71,7 +67,7 @@ def list_jobs(config_path: Path, now: datetime | None = None) -> int:
             [
                 job,
                 report.role,
-                report.schedule.cron,
+                report.schedule.cron or f"every {report.schedule.every}",
                 f"{fire:%a %Y-%m-%d %H:%M %Z}",
                 ", ".join(report.formats) or "message",
                 "; ".join(recipients) or "—",

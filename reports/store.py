@@ -10,6 +10,7 @@ the crashed one meant to, and one that already went out is not sent again.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -63,12 +64,42 @@ ADDED = {
 DONE = ("sent", "filed")  # a delivery in one of these states is never sent again on its own
 
 
+def process_id() -> str:
+    """Who holds a lease: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(owner: str | None) -> bool:
+    """Whether a lease's holder is a process on this host that no longer exists."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
 def _stamp(moment: datetime | None = None) -> str:
     return (moment or now_utc()).astimezone(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A delivery about to be recorded: where it goes and the file its message is kept in."""
+
+    channel: str
+    recipient: str
+    address: str
+    content_hash: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -209,6 +240,33 @@ class Store:
             )
             return cursor.rowcount == 1
 
+    def take_over(self, run_id: int, owner: str, lease: timedelta, force: bool = False) -> bool:
+        """Claim a running run whose holder's lease ran out (or, with `force`, whose holder is
+        known to be dead); False when another process got there first."""
+        with self._db() as db:
+            cursor = db.execute(
+                "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND status = 'running' "
+                "AND (? OR lease_until IS NULL OR lease_until <= ?)",
+                (owner, _stamp(now_utc() + lease), run_id, force, _stamp()),
+            )
+            return cursor.rowcount == 1
+
+    def release(self, run_id: int, owner: str) -> None:
+        """Give a run up unfinished (Herald is stopping): the next process resumes it at once."""
+        with self._db() as db:
+            db.execute(
+                "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (_stamp(), run_id, owner),
+            )
+
+    def unfinished(self) -> list[RunRow]:
+        """Every run still marked running, oldest first."""
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs r WHERE status = 'running' ORDER BY id"
+            ).fetchall()
+        return [RunRow(*row) for row in rows]
+
     def mark_planned(self, run_id: int) -> None:
         with self._db() as db:
             db.execute("UPDATE runs SET planned = 1 WHERE id = ?", (run_id,))
@@ -217,9 +275,9 @@ class Store:
         self, run_id: int, status: str, findings: int | None = None, error: str | None = None
     ) -> None:
         with self._db() as db:
-            db.execute(
+            db.execute(  # a run already ended (marked failed as stuck) keeps that verdict
                 "UPDATE runs SET finished_at = ?, status = ?, findings = ?, error = ?, lease_until = NULL "
-                "WHERE id = ?",
+                "WHERE id = ? AND status = 'running'",
                 (_stamp(), status, findings, error, run_id),
             )
 
@@ -228,16 +286,6 @@ class Store:
         with self._db() as db:
             (value,) = db.execute("SELECT MAX(scheduled_for) FROM runs WHERE job = ?", (job,)).fetchone()
         return datetime.fromisoformat(value) if value else None
-
-    def abandoned(self) -> list[RunRow]:
-        """Runs still `running` whose lease ran out: their process died or hung."""
-        with self._db() as db:
-            rows = db.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs r WHERE status = 'running' AND lease_until IS NOT NULL "
-                "AND lease_until <= ? ORDER BY id",
-                (_stamp(),),
-            ).fetchall()
-        return [RunRow(*row) for row in rows]
 
     def run(self, run_id: int) -> RunRow:
         with self._db() as db:
@@ -273,28 +321,60 @@ class Store:
             os.replace(partial, path)
         return str(path)
 
-    def add_delivery(
+    def add_deliveries(
         self,
         run_id: int,
-        channel: str,
-        recipient: str,
-        content_hash: str,
-        address: str | None = None,
-        message: str | None = None,
-    ) -> int:
-        """Record a delivery before its first try; a row that exists keeps its state."""
+        job: str,
+        as_of: str,
+        planned: list[Planned],
+        resend: bool = False,
+        filing: frozenset[str] | set[str] = frozenset(),
+    ) -> list[int | DeliveryRow]:
+        """Record a run's deliveries before any is tried, in one transaction, so that two processes
+        working on one (job, as-of) cannot both take the same delivery. For each planned delivery:
+        its row id, or the row that holds it back — one that went out (sent; filed, where the outbox
+        stands in for the channel) or one another unfinished run is sending. `resend` skips none."""
         with self._db() as db:
-            db.execute(
-                "INSERT INTO deliveries (run_id, channel, recipient, status, content_hash, updated_at, "
-                "address, message) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
-                "ON CONFLICT (run_id, channel, recipient) DO NOTHING",
-                (run_id, channel, recipient, content_hash, _stamp(), address, message),
-            )
-            (row_id,) = db.execute(
-                "SELECT id FROM deliveries WHERE run_id = ? AND channel = ? AND recipient = ?",
-                (run_id, channel, recipient),
-            ).fetchone()
-            return int(row_id)
+            holding: dict[tuple[str, str], DeliveryRow] = {}
+            if not resend:
+                rows = db.execute(
+                    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
+                    "WHERE r.job = ? AND r.as_of = ? AND d.run_id != ? AND (d.status IN ('sent', 'filed') "
+                    "OR (r.status = 'running' AND d.status IN ('pending', 'retrying'))) ORDER BY d.id",
+                    (job, as_of, run_id),
+                ).fetchall()
+                for row in (DeliveryRow(*r) for r in rows):
+                    key = (row.channel, row.recipient)
+                    if row.status == "filed" and row.channel not in filing:
+                        continue  # a dry run's copy never holds back the real delivery
+                    if key not in holding or row.status == "sent":
+                        holding[key] = row
+            results: list[int | DeliveryRow] = []
+            for item in planned:
+                held = holding.get((item.channel, item.recipient))
+                if held is not None:
+                    results.append(held)
+                    continue
+                db.execute(
+                    "INSERT INTO deliveries (run_id, channel, recipient, status, content_hash, updated_at, "
+                    "address, message) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
+                    "ON CONFLICT (run_id, channel, recipient) DO NOTHING",
+                    (
+                        run_id,
+                        item.channel,
+                        item.recipient,
+                        item.content_hash,
+                        _stamp(),
+                        item.address,
+                        item.message,
+                    ),
+                )
+                (row_id,) = db.execute(
+                    "SELECT id FROM deliveries WHERE run_id = ? AND channel = ? AND recipient = ?",
+                    (run_id, item.channel, item.recipient),
+                ).fetchone()
+                results.append(int(row_id))
+            return results
 
     def update_delivery(
         self,
@@ -312,20 +392,15 @@ class Store:
                 (status, attempts, error, provider_id, _stamp(), delivery_id),
             )
 
-    def delivered(self, job: str, as_of: str) -> dict[tuple[str, str], DeliveryRow]:
-        """What already went out for (job, as-of), by (channel, recipient), from any run."""
+    def delivered(self, job: str, as_of: str) -> set[tuple[str, str]]:
+        """(channel, recipient) of what went out for (job, as-of), from any run."""
         with self._db() as db:
             rows = db.execute(
-                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
-                f"WHERE r.job = ? AND r.as_of = ? AND d.status IN {DONE} ORDER BY d.id",
+                "SELECT d.channel, d.recipient FROM deliveries d JOIN runs r ON r.id = d.run_id "
+                f"WHERE r.job = ? AND r.as_of = ? AND d.status IN {DONE}",
                 (job, as_of),
             ).fetchall()
-        found: dict[tuple[str, str], DeliveryRow] = {}
-        for row in (DeliveryRow(*r) for r in rows):  # a sent copy outranks a filed one
-            key = (row.channel, row.recipient)
-            if key not in found or row.status == "sent":
-                found[key] = row
-        return found
+        return {(channel, recipient) for channel, recipient in rows}
 
     def deliveries(
         self, run_ids: list[int] | None = None, statuses: tuple[str, ...] | None = None

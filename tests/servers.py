@@ -3,6 +3,7 @@ server speaking the Slack Web API methods Herald calls."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -70,7 +71,11 @@ class Mailbox:
     answers: list[str] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
+    delay: float = 0.0  # seconds to take over each message, as a busy server would
+
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         answer = self.answers.pop(0) if self.answers else "250 OK"
         if answer.startswith("250"):
             self.messages.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))

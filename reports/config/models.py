@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -10,11 +10,21 @@ from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, create
 
 from notifiers import delivery_type, notifier_types
 from reports.config.base import HeraldModel, fail
-from reports.config.types import WEEKDAYS, CronString, Duration, Name, RunCount, TimeZoneName, Weekday
+from reports.config.types import (
+    WEEKDAYS,
+    CronString,
+    Duration,
+    EveryPhrase,
+    Name,
+    RunCount,
+    TimeZoneName,
+    Weekday,
+)
 from reports.errors import KpiError
 from reports.kpis.periods import Grain
 from reports.render import formats
 from reports.rules import condition_type
+from reports.scheduler.timing import Trigger, trigger
 from reports.sources import source_types
 
 
@@ -125,8 +135,35 @@ class RuleConfig(HeraldModel):
 
 
 class Schedule(HeraldModel):
-    cron: CronString = Field(description="When the job runs: minute hour day-of-month month day-of-week.")
-    timezone: TimeZoneName | None = Field(None, description="The cron's time zone; the config's when unset.")
+    cron: CronString | None = Field(
+        None, description="When the job runs: minute hour day-of-month month day-of-week."
+    )
+    every: EveryPhrase | None = Field(
+        None, description="Or a phrase: '10 minutes', 'hour', 'day at 07:00', 'monday at 08:00'."
+    )
+    timezone: TimeZoneName | None = Field(
+        None, description="The schedule's time zone; the config's when unset."
+    )
+    as_of_days_before: int = Field(
+        1, ge=0, le=31, description="The as-of date is this many days before the fire time's date."
+    )
+    grace: Duration = Field(
+        timedelta(hours=6), description="How late a run missed while Herald was down may still start."
+    )
+    coalesce: bool = Field(True, description="Of several missed runs within the grace, run only the latest.")
+    timeout: Duration = Field(
+        timedelta(hours=1), description="A run working longer than this is marked failed and its owners told."
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise fail("a schedule has either `cron` or `every`", "write one of them, e.g. cron: '0 7 * * *'")
+        return self
+
+    def trigger(self, default_timezone: str) -> Trigger:
+        """When the job fires, in the schedule's zone (the config's when it names none)."""
+        return trigger(self.cron, self.every, self.timezone or default_timezone)
 
 
 class ReportConfig(HeraldModel):

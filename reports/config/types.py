@@ -13,12 +13,14 @@ from croniter import croniter
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 from reports.config.base import fail
+from reports.scheduler.timing import ScheduleError, every_to_cron
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
-_UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(minute|hour|day|week)s?\s*$")
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+_SHORT = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(second|minute|hour|day|week|[smhdw])s?\s*$")
 _RUNS = re.compile(r"^\s*(\d+)\s*runs?\s*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -28,8 +30,11 @@ def _duration(value: Any) -> timedelta:
         return value
     match = _DURATION.match(str(value))
     if not match:
-        raise fail(f"'{value}' is not a duration", "write a number and a unit, e.g. '2 days' or '36 hours'")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        raise fail(
+            f"'{value}' is not a duration",
+            "write a number and a unit, e.g. '2 days' or '36 hours' (short: '10m', '6h')",
+        )
+    return timedelta(seconds=float(match[1]) * _UNITS[_SHORT.get(match[2], match[2])])
 
 
 def _run_count(value: Any) -> int:
@@ -65,6 +70,15 @@ def _cron(value: Any) -> str:
     return text
 
 
+def _every(value: Any) -> str:
+    text = str(value).strip()
+    try:
+        every_to_cron(text)
+    except ScheduleError as exc:
+        raise fail(exc.message, exc.hint) from None
+    return text
+
+
 def _name(value: Any) -> str:
     text = str(value)
     if not _NAME.match(text):
@@ -91,6 +105,7 @@ RunCount = Annotated[
 TimeZoneName = Annotated[
     str, BeforeValidator(_timezone), WithJsonSchema({"type": "string", "examples": ["Europe/London"]})
 ]
+EveryPhrase = Annotated[str, BeforeValidator(_every), WithJsonSchema({"type": "string"})]
 CronString = Annotated[
     str, BeforeValidator(_cron), WithJsonSchema({"type": "string", "examples": ["0 8 * * MON"]})
 ]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from notifiers.outbox import OutboxNotifier
 from reports.config.models import DeliveryPolicy, HeraldConfig
 from reports.render.outputs import Rendered
 from reports.report.model import EVERYONE
-from reports.store import Store
+from reports.store import Planned, Store
 
 log = logging.getLogger(__name__)
 
@@ -152,29 +153,35 @@ def record(
     resend: bool = False,
     filing: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[tuple[int, Delivery]], list[Outcome]]:
-    """Write each delivery's message to disk and its row to the store, before any is tried.
+    """Keep each delivery's message on disk and record its row, before any is tried.
 
-    A delivery that already went out for the same (job, as-of, channel, recipient), from this run
-    or an earlier one, is not recorded again unless `resend`: it comes back as a `skipped` outcome.
-    For the channels in `filing` (the outbox stands in for them) a filed copy counts as gone out;
-    for a live channel only a sent one does, so a dry run never holds back the real delivery.
+    A delivery that already went out for the same (job, as-of, channel, recipient), or that
+    another unfinished run is sending, is not recorded again unless `resend`: it comes back as a
+    `skipped` outcome. For the channels in `filing` (the outbox stands in for them) a filed copy
+    counts as gone out; for a live channel only a sent one does.
     """
-    earlier = {} if resend else store.delivered(job, as_of)
-    pending, skipped = [], []
-    for delivery in deliveries:
-        done = earlier.get((delivery.channel, delivery.recipient))
-        if done is not None and (done.status == "sent" or delivery.channel in filing):
-            skipped.append(
-                Outcome(
-                    delivery, "skipped", 0, done.provider_id, f"already {done.status} (run {done.run_id})"
-                )
-            )
-            continue
-        kept = store.keep_message(delivery.content_hash, delivery.message.to_json())
-        row = store.add_delivery(
-            run_id, delivery.channel, delivery.recipient, delivery.content_hash, delivery.address, kept
+    planned = [
+        Planned(
+            d.channel,
+            d.recipient,
+            d.address,
+            d.content_hash,
+            store.keep_message(d.content_hash, d.message.to_json()),
         )
-        pending.append((row, delivery))
+        for d in deliveries
+    ]
+    pending, skipped = [], []
+    for delivery, result in zip(
+        deliveries, store.add_deliveries(run_id, job, as_of, planned, resend, filing), strict=True
+    ):
+        if isinstance(result, int):
+            pending.append((result, delivery))
+        else:
+            verb = "already " + result.status if result.status in ("sent", "filed") else "being sent by"
+            reason = (
+                f"{verb} (run {result.run_id})" if verb != "being sent by" else f"{verb} run {result.run_id}"
+            )
+            skipped.append(Outcome(delivery, "skipped", 0, result.provider_id, reason))
     return pending, skipped
 
 
@@ -190,20 +197,28 @@ def unsent(
     return found
 
 
+class Interrupted(Exception):
+    """Herald is stopping: the delivery in flight finished, the rest stay recorded for the next start."""
+
+
 def deliver(
     pending: list[tuple[int, Delivery]],
     channels: dict[str, Notifier],
     store: Store,
     policy: DeliveryPolicy,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> list[Outcome]:
     """Send recorded deliveries, retrying transient failures in rounds; every attempt lands in the
-    store. An outbox stand-in files a message rather than sending it, and says so: `filed`."""
+    store. An outbox stand-in files a message rather than sending it, and says so: `filed`.
+    When `stop` is set, the delivery in flight finishes and `Interrupted` is raised."""
     outcomes: dict[int, Outcome] = {}
     waiting = list(pending)
     for attempt in range(1, policy.attempts + 1):
         retry = []
         for row, delivery in waiting:
+            if stop is not None and stop.is_set():
+                raise Interrupted
             channel = channels[delivery.channel]
             try:
                 provider_id = channel.send(delivery.message, delivery.address)
@@ -220,6 +235,7 @@ def deliver(
                     error,
                     attempt,
                     status,
+                    extra={"event": "delivery", "status": status},
                 )
                 if last:
                     outcomes[row] = Outcome(delivery, "failed", attempt, error=error)
@@ -228,7 +244,13 @@ def deliver(
                 continue
             status = "filed" if isinstance(channel, OutboxNotifier) else "sent"
             store.update_delivery(row, status, attempts=attempt, provider_id=provider_id)
-            log.info("%s to %s: %s", delivery.channel, delivery.recipient, status)
+            log.info(
+                "%s to %s: %s",
+                delivery.channel,
+                delivery.recipient,
+                status,
+                extra={"event": "delivery", "status": status},
+            )
             outcomes[row] = Outcome(delivery, status, attempt, provider_id)
         if not retry:
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +29,7 @@ from reports.pipeline.deliver import (
 )
 from reports.render.outputs import Rendered, render_run
 from reports.sources.pool import Sources
-from reports.store import Store
+from reports.store import Store, process_id
 
 log = logging.getLogger(__name__)
 DONE = ("sent", "filed", "skipped")  # a delivery in one of these states needs nothing more
@@ -89,6 +90,7 @@ def execute(
     channels: dict[str, Notifier] | None = None,
     run_id: int | None = None,
     resend: bool = False,
+    stop: threading.Event | None = None,
 ) -> JobOutcome:
     """Run `job` for `as_of`: compute, render, record every delivery, then send. `run_id` is a run
     the scheduler claimed; without it the run is recorded as started by hand."""
@@ -96,7 +98,8 @@ def execute(
     outcome = JobOutcome(job, as_of, folder)
     owned = channels is None  # close only what this call opened
     channels = channels or channels_for(config, out / "outbox" / job / as_of.isoformat(), dry_run)
-    run_id = run_id or store.start_run(job, as_of.isoformat())
+    timeout = config.reports[job].schedule.timeout
+    run_id = run_id or store.start_run(job, as_of.isoformat(), process_id(), timeout)
     try:
         outcome.run = compute_job(config, job, as_of, sources, progress)
         folder.mkdir(parents=True, exist_ok=True)
@@ -107,15 +110,23 @@ def execute(
             planned, store, run_id, job, as_of.isoformat(), resend, filing(channels)
         )
         store.mark_planned(run_id)
-        outcome.deliveries += deliver(pending, channels, store, config.delivery)
+        outcome.deliveries += deliver(pending, channels, store, config.delivery, stop=stop)
     except HeraldError as exc:
         log.error("job %s: %s", job, exc)
         outcome.error = str(exc)
+    except BaseException:  # stopping (Interrupted) or a fault: the run stays recorded as unfinished
+        if owned:
+            _close(channels)
+        raise
     finish(config, outcome, run_id, channels, store)
     if owned:
-        for channel in channels.values():
-            channel.close()
+        _close(channels)
     return outcome
+
+
+def _close(channels: dict[str, Notifier]) -> None:
+    for channel in channels.values():
+        channel.close()
 
 
 def finish(
@@ -141,11 +152,12 @@ def send_recorded(
     *,
     channels: dict[str, Notifier],
     store: Store,
+    stop: threading.Event | None = None,
 ) -> JobOutcome:
     """Send deliveries recorded earlier, from the messages kept for them, without computing
     anything again: a resumed run, or `run --retry-failed`."""
     outcome = JobOutcome(job, as_of, Path())
-    outcome.deliveries = deliver(pending, channels, store, config.delivery)
+    outcome.deliveries = deliver(pending, channels, store, config.delivery, stop=stop)
     finish(config, outcome, run_id, channels, store)
     return outcome
 
@@ -167,6 +179,5 @@ def retry_failures(
     try:
         outcome.deliveries = deliver(pending, channels, store, config.delivery)
     finally:
-        for channel in channels.values():
-            channel.close()
+        _close(channels)
     return outcome

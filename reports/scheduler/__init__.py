@@ -1,0 +1,1 @@
+"""The scheduler: when jobs fire, and the `serve` loop that runs them."""

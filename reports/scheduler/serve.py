@@ -1,0 +1,302 @@
+"""`run.py serve`: run every job on its schedule until stopped.
+
+One loop: resume what a stopped or crashed Herald left unfinished, claim each due fire time in
+the store (so two processes never run one twice), run it, then sleep until the next fire time.
+Each run is known by its nominal fire time; its as-of date derives from that, not from when it
+happened to start. A first SIGTERM or SIGINT lets the delivery in flight finish, then stops; the
+rest stay recorded and the next start sends them. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from reports.config.load import load_config
+from reports.config.models import HeraldConfig
+from reports.errors import HeraldError
+from reports.pipeline.deliver import Interrupted, channels_for, unsent
+from reports.pipeline.execute import JobOutcome, execute, finish, send_recorded
+from reports.render.templates import environment
+from reports.scheduler.timing import as_of_for, due, sleep_until
+from reports.sources.pool import Sources
+from reports.store import RunRow, Store, holder_is_dead, now_utc, process_id
+
+log = logging.getLogger("herald.serve")
+LONGEST_SLEEP = timedelta(seconds=30)  # a changed config file is noticed this late at most
+
+
+class Server:
+    def __init__(
+        self,
+        config_path: Path,
+        out: Path,
+        lease: timedelta = timedelta(seconds=60),
+        now: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.config_path = config_path
+        self.out = out
+        self.lease = lease
+        self.now = now
+        self.owner = process_id()
+        self.stop = threading.Event()  # finish the delivery in flight, then stop
+        self.wake = threading.Event()  # cut a sleep short
+        self._config: HeraldConfig | None = None
+        self._config_stamp: float | None = None
+
+    # The loop ---------------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        self._handle_signals()
+        config = self.config()
+        log.info("serving %d jobs", len(config.reports), extra={"event": "serve", "owner": self.owner})
+        while not self.stop.is_set():
+            try:
+                self.tick()
+            except Interrupted:
+                break
+            if self.stop.is_set():
+                break
+            config = self.config()
+            wake_at = min(
+                [self.now() + LONGEST_SLEEP]
+                + [r.schedule.trigger(config.timezone).after(self.now()) for r in config.reports.values()]
+            )
+            self.wake.clear()
+            sleep_until(wake_at, self.wake, self.now)
+        log.info("stopped", extra={"event": "stopped"})
+        return 0
+
+    def tick(self) -> None:
+        """One pass: resume or fail unfinished runs, record missed fire times, run what is due."""
+        config = self.config()
+        store = Store(config.path(config.store))
+        self._unfinished(config, store)
+        for job, report in config.reports.items():
+            schedule = report.schedule
+            trigger = schedule.trigger(config.timezone)
+            zone = schedule.timezone or config.timezone
+            now = self.now()
+            found = due(trigger, store.last_fire(job), now, schedule.grace, schedule.coalesce)
+            for fire in found.missed:
+                store.record_missed(job, fire, as_of_for(fire, zone, schedule.as_of_days_before).isoformat())
+                log.warning(
+                    "missed %s at %s",
+                    job,
+                    _utc(fire),
+                    extra={"event": "run_missed", "job": job, "scheduled_for": _utc(fire)},
+                )
+            for fire in found.run:
+                as_of = as_of_for(fire, zone, schedule.as_of_days_before)
+                claimed = store.claim(job, fire, as_of.isoformat(), self.owner, self.lease)
+                if claimed is not None:
+                    self._run(config, store, claimed)
+                if self.stop.is_set():
+                    raise Interrupted
+
+    # One run ----------------------------------------------------------------------------------
+
+    def _run(self, config: HeraldConfig, store: Store, run: RunRow) -> None:
+        as_of = date.fromisoformat(run.as_of)
+        context = {"job": run.job, "scheduled_for": run.scheduled_for, "as_of": run.as_of, "run": run.id}
+        resumed = run.planned == 1
+        log.info(
+            "run %s %s for %s%s",
+            "resumed" if resumed else "started",
+            run.job,
+            run.as_of,
+            f" (scheduled for {run.scheduled_for})" if run.scheduled_for else "",
+            extra={"event": "run_resumed" if resumed else "run_started", **context},
+        )
+        beat = threading.Event()
+        heart = threading.Thread(target=self._heartbeat, args=(store, run.id, beat), daemon=True)
+        heart.start()
+        try:
+            outcome = self._work(config, store, run, as_of)
+        except Interrupted:
+            store.release(run.id, self.owner)
+            log.info(
+                "stopping: run %s left for the next start", run.id, extra={"event": "run_released", **context}
+            )
+            raise
+        finally:
+            beat.set()
+            heart.join()
+        status = store.run(run.id).status
+        log.info(
+            "run finished %s for %s: %s",
+            run.job,
+            run.as_of,
+            status,
+            extra={
+                "event": "run_finished",
+                "status": status,
+                "deliveries": len(outcome.deliveries),
+                "problems": outcome.problems(),
+                **context,
+            },
+        )
+
+    def _work(self, config: HeraldConfig, store: Store, run: RunRow, as_of: date) -> JobOutcome:
+        outbox = self.out / "outbox" / run.job / run.as_of
+        if run.planned:  # everything was rendered and recorded: send what has not gone out
+            channels = channels_for(config, outbox, dry_run=False)
+            try:
+                pending = unsent(store, [run.id], ("pending", "retrying"))
+                return send_recorded(
+                    config, run.job, as_of, run.id, pending, channels=channels, store=store, stop=self.stop
+                )
+            finally:
+                for channel in channels.values():
+                    channel.close()
+        sources = Sources(config)
+        try:
+            return execute(
+                config,
+                run.job,
+                as_of,
+                self.out,
+                sources=sources,
+                env=environment(config.templates_dir),
+                store=store,
+                run_id=run.id,
+                stop=self.stop,
+            )
+        finally:
+            sources.close()
+
+    def _heartbeat(self, store: Store, run_id: int, done: threading.Event) -> None:
+        while not done.wait(self.lease.total_seconds() / 3):
+            if not store.renew(run_id, self.owner, self.lease):
+                log.warning("lost the lease on run %s", run_id, extra={"event": "lease_lost", "run": run_id})
+                return
+
+    def _unfinished(self, config: HeraldConfig, store: Store) -> None:
+        """Runs still marked running: past their job's timeout they are failed and the owners told;
+        a run whose holder died or let its lease run out is taken over and resumed."""
+        for run in store.unfinished():
+            report = config.reports.get(run.job)
+            timeout = report.schedule.timeout if report else timedelta(hours=1)
+            started = datetime.fromisoformat(run.started_at)
+            if self.now() - started > timeout:
+                self._fail_stuck(config, store, run, timeout)
+                continue
+            if run.lease_owner == self.owner or report is None:
+                continue
+            dead = holder_is_dead(run.lease_owner)
+            if run.scheduled_for is None:  # started by hand: nobody resumes it, but a dead one is over
+                if dead and store.take_over(run.id, self.owner, self.lease, force=True):
+                    store.finish_run(
+                        run.id, "failed", error="the process running it stopped before it finished"
+                    )
+                continue
+            if store.take_over(run.id, self.owner, self.lease, force=dead):
+                self._run(config, store, store.run(run.id))
+            if self.stop.is_set():
+                raise Interrupted
+
+    def _fail_stuck(self, config: HeraldConfig, store: Store, run: RunRow, timeout: timedelta) -> None:
+        problem = f"run {run.id} was still working after {_span(timeout)}; marked failed"
+        if not store.take_over(run.id, self.owner, self.lease, force=True):
+            return
+        log.error(problem, extra={"event": "run_stuck", "job": run.job, "run": run.id})
+        outcome = JobOutcome(run.job, date.fromisoformat(run.as_of), Path(), error=problem)
+        channels = channels_for(config, self.out / "outbox" / run.job / run.as_of, dry_run=False)
+        try:
+            finish(config, outcome, run.id, channels, store)
+        finally:
+            for channel in channels.values():
+                channel.close()
+
+    # Config and signals -----------------------------------------------------------------------
+
+    def config(self) -> HeraldConfig:
+        """The config, loaded again when its file changed; a broken edit keeps the last good one."""
+        try:
+            stamp = self.config_path.stat().st_mtime
+        except OSError:
+            stamp = None
+        if self._config is None or stamp != self._config_stamp:
+            try:
+                self._config = load_config(self.config_path)
+                if self._config_stamp is not None:
+                    log.info("config reloaded", extra={"event": "config_reloaded"})
+            except HeraldError as exc:
+                if self._config is None:
+                    raise
+                log.error("config not reloaded: %s", exc, extra={"event": "config_invalid"})
+            self._config_stamp = stamp
+        return self._config
+
+    def _handle_signals(self) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                log.warning("second signal: stopping now", extra={"event": "killed"})
+                raise SystemExit(130)
+            log.info(
+                "%s: finishing the delivery in flight, then stopping",
+                signal.Signals(signum).name,
+                extra={"event": "stopping"},
+            )
+            self.stop.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(now_utc().tzinfo).isoformat(timespec="seconds")
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes} minutes"
+
+
+class LineFormatter(logging.Formatter):
+    """One readable line: time, level, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, now_utc().tzinfo).isoformat(timespec="seconds")
+        return f"{stamp} {record.levelname.lower():7} {record.getMessage()}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, for log shippers: time, level, message and the event's fields."""
+
+    FIELDS = ("event", "job", "scheduled_for", "as_of", "run", "status", "deliveries", "problems", "owner")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, now_utc().tzinfo).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry |= {name: getattr(record, name) for name in self.FIELDS if hasattr(record, name)}
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(fmt: str, verbose: bool = False) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    if not verbose:  # one line per run and delivery; libraries' chatter only with -v
+        for name in ("urllib3", "slack_sdk", "weasyprint", "fontTools", "matplotlib"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def serve(config_path: Path, out: Path, log_format: str = "text", verbose: bool = False) -> int:
+    configure_logging(log_format, verbose)
+    return Server(config_path, out).serve()

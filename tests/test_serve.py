@@ -1,0 +1,216 @@
+"""`run.py serve` as an operator runs it: real processes, killed at random, on one store."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reports.config.load import load_config
+from reports.scheduler.serve import Server
+from reports.store import Store
+from tests.conftest import ROOT, demo_folder
+from tests.servers import SMTP_PASSWORD, SMTP_USER, smtp_server
+
+FANOUT = 200
+
+
+def _daily_cron_just_fired() -> str:
+    """A daily cron whose fire time was a minute ago (UTC), so a fresh `serve` runs it at once."""
+    fired = datetime.now(UTC) - timedelta(minutes=1)
+    return f"{fired.minute} {fired.hour} * * *"
+
+
+def _start(config: Path, out: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    with open(log, "ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "serve", "--config", str(config), "--out", str(out)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=config.parent,
+        )
+
+
+def _runs(config: Path) -> list[tuple]:
+    """(job, scheduled_for, status, lease_owner) of every run; none before a server made the store."""
+    try:
+        with sqlite3.connect(config.parent / "data" / "herald.sqlite") as db:
+            return db.execute(
+                "SELECT job, scheduled_for, status, lease_owner FROM runs ORDER BY id"
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def _until(condition, seconds: float, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
+    """SIGKILL during a fan-out of 200 emails, 20 times: every email arrives, and at most the
+    one in flight at each kill arrives twice."""
+    addresses = [f"reader{i:03d}@example.com" for i in range(FANOUT)]
+    with smtp_server(tmp_path) as (box, port, cert):
+        box.delay = 0.02  # about 50 a second: each trial is killed some way into the fan-out
+
+        def fanout(data: dict) -> None:
+            data["channels"] = {
+                "email": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "username": SMTP_USER,
+                    "password": "${SMTP_PASSWORD}",
+                    "from": "herald@example.com",
+                    "ca_file": str(cert),
+                    "timeout": 5,
+                }
+            }
+            alerts = data["reports"]["cs_daily_alerts"]
+            alerts.update(
+                schedule={"cron": _daily_cron_just_fired(), "timezone": "UTC", "grace": "1 hour"},
+                kpis=["events"],
+                rules=[],
+                scope=None,
+                deliver=[{"email": {"to": addresses}}],
+                owners=[],
+            )
+            data["reports"] = {"cs_daily_alerts": alerts}
+
+        config = demo_folder(tmp_path / "cfg", demo_db, fanout)
+        out, log = tmp_path / "out", tmp_path / "serve.log"
+        env = {"SMTP_PASSWORD": SMTP_PASSWORD}
+        rng = random.Random(20261125)
+        kills = 0
+        for _ in range(20):
+            before = len(box.messages)
+            process = _start(config, out, log, env)
+            # Kill once this process is sending (or at a random moment if it is slow to start).
+            _until(lambda p=process, n=before: len(box.messages) > n or p.poll() is not None, 30)
+            time.sleep(rng.uniform(0, 0.15))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait()
+        interrupted = len({rcpt for (rcpt,), _ in box.messages})  # what the killed processes got out
+        last = _start(config, out, log, env)
+        done = _until(lambda: any(r[2] == "ok" for r in _runs(config)), 60, 0.1)
+        last.send_signal(signal.SIGTERM)
+        assert last.wait(30) == 0
+        arrived = Counter(rcpt for (rcpt,), _ in box.messages)
+    duplicates = sum(n - 1 for n in arrived.values())
+    lost = FANOUT - len(arrived)
+    print(
+        f"\ncrash test: {kills} kills ({interrupted} of {FANOUT} out before the last start), "
+        f"{len(arrived)} delivered, {duplicates} duplicates, {lost} lost"
+    )
+    assert done, log.read_text()[-3000:]
+    assert kills >= 20 and interrupted > 0
+    assert lost == 0 and set(arrived) == set(addresses)
+    assert duplicates <= kills and max(arrived.values()) <= 2
+    (run,) = _runs(config)  # one fire time, one run, however many processes worked on it
+    assert run[2] == "ok"
+    rows = Store(config.parent / "data" / "herald.sqlite").deliveries()
+    assert len(rows) == FANOUT and {r.status for r in rows} == {"sent"}
+
+
+def test_two_servers_on_one_store_run_each_fire_time_once(tmp_path, demo_db):
+    def every_minute(data: dict) -> None:
+        alerts = data["reports"]["cs_daily_alerts"]
+        alerts["schedule"] = {"cron": "* * * * *", "timezone": "UTC", "grace": "3 minutes", "coalesce": False}
+        data["reports"] = {"cs_daily_alerts": alerts}
+
+    config = demo_folder(tmp_path / "cfg", demo_db, every_minute)
+    out = tmp_path / "out"
+    servers = [_start(config, out, tmp_path / f"serve{i}.log") for i in range(2)]
+    try:
+        assert _until(
+            lambda: len(_runs(config)) >= 3 and all(r[2] != "running" for r in _runs(config)), 90, 0.2
+        )
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        codes = [server.wait(30) for server in servers]
+    runs = _runs(config)
+    fires = [(job, fire) for job, fire, _, _ in runs]
+    assert len(fires) == len(set(fires)) >= 3, runs
+    assert codes == [0, 0]
+    # The same as-of date's deliveries went out once, by whichever run came first.
+    rows = Store(config.parent / "data" / "herald.sqlite").deliveries()
+    filed = Counter((r.channel, r.recipient) for r in rows if r.status == "filed")
+    assert filed and max(filed.values()) == 1
+
+
+@pytest.fixture
+def pinned(tmp_path, demo_db):
+    """A server in this process with a clock the test moves; jobs deliver to the outbox."""
+
+    def only_alerts(data: dict) -> None:
+        alerts = data["reports"]["cs_daily_alerts"]
+        alerts["schedule"] = {"cron": "0 7 * * *", "timezone": "Europe/London", "grace": "6 hours"}
+        data["reports"] = {"cs_daily_alerts": alerts}
+
+    config = demo_folder(tmp_path / "cfg", demo_db, only_alerts)
+    clock = [datetime(2026, 11, 23, 7, 5, tzinfo=UTC)]
+    server = Server(config, tmp_path / "out", now=lambda: clock[0])
+    return server, clock, Store(config.parent / "data" / "herald.sqlite")
+
+
+def test_a_fire_time_runs_once_with_the_as_of_date_it_was_scheduled_for(pinned):
+    server, _, store = pinned
+    server.tick()
+    server.tick()
+    (run,) = store.runs()
+    assert (run.job, run.scheduled_for, run.as_of, run.status) == (
+        "cs_daily_alerts",
+        "2026-11-23T07:00:00+00:00",
+        "2026-11-22",
+        "ok",
+    )
+
+
+def test_missed_runs_catch_up_within_grace_coalesced_and_older_ones_are_recorded(pinned):
+    server, clock, store = pinned
+    server.tick()
+    clock[0] = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # down for three days; back at 09:00
+    server.tick()
+    runs = {r.scheduled_for[:10]: r for r in store.runs()}
+    assert {day: r.status for day, r in runs.items()} == {
+        "2026-11-23": "ok",
+        "2026-11-24": "missed",
+        "2026-11-25": "missed",
+        "2026-11-26": "ok",
+    }
+    assert runs["2026-11-26"].as_of == "2026-11-25"
+
+
+def test_a_run_stuck_past_its_timeout_is_failed_and_its_owners_told(pinned):
+    server, clock, store = pinned
+    stuck = store.claim(
+        "cs_daily_alerts",
+        datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+        "2026-11-22",
+        "elsewhere:1",
+        timedelta(hours=9),
+    )
+    assert stuck is not None
+    clock[0] = datetime.now(UTC) + timedelta(hours=2)  # its holder still renews its lease, but works on
+    server._unfinished(load_config(server.config_path), store)
+    run = store.run(stuck.id)
+    assert run.status == "failed" and "still working after 1h 00m" in run.error
+    notices = store.deliveries([stuck.id])
+    assert [(d.recipient, d.status) for d in notices] == [("data-team@example.com", "filed")]

@@ -127,6 +127,8 @@ def run(
     for outcome in outcomes:
         if outcome.error:
             print(f"herald: job {outcome.job} failed: {outcome.error}", file=sys.stderr)
+    if any(o.refused for o in outcomes):
+        return 2
     return 0 if all(o.ok for o in outcomes) else 1
 
 

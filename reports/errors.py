@@ -65,5 +65,13 @@ class KpiError(HeraldError):
         self.kpi = kpi
 
 
+class NotReady(HeraldError):
+    """The run's as-of date cannot be reported on: it is in the future, or there is no data for it.
+    From the command line this is the user's mistake (exit 2); under `serve` the run fails and the
+    job's owners are told."""
+
+    exit_code = 2
+
+
 class JobError(UsageError):
     """A job named on the command line does not exist."""

@@ -166,6 +166,11 @@ class Schedule(HeraldModel):
         return trigger(self.cron, self.every, self.timezone or default_timezone)
 
 
+class WaitForData(HeraldModel):
+    every: Duration = Field(timedelta(minutes=10), description="How often to look again for the data.")
+    until: time = Field(description="The latest time of day (in the schedule's zone) to wait until.")
+
+
 class ReportConfig(HeraldModel):
     role: Literal["executive", "cs", "analyst"] = Field(description="Who reads it; picks its templates.")
     title: str | None = Field(None, description="Shown on the report; the job name when unset.")
@@ -181,6 +186,14 @@ class ReportConfig(HeraldModel):
     only_with_findings: bool = Field(
         False,
         description="With `scope`: a recipient whose entities raised no finding gets nothing that day.",
+    )
+    wait_for_data: WaitForData | None = Field(
+        None,
+        description="Under `serve`, wait for the as-of day's data before running, e.g. {every: 10m, until: '10:00'}.",
+    )
+    when_late: Literal["mark", "withhold"] = Field(
+        "mark",
+        description="Data still late: `mark` sends reports with late figures flagged; `withhold` sends only the notice.",
     )
     page_size: Literal["A4", "Letter"] = Field("A4", description="Paper size of PDF reports.")
     top_movers: int = Field(5, ge=1, le=50, description="Entities listed as top risers and fallers.")

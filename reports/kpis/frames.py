@@ -150,6 +150,10 @@ class KpiData:
             return None
         return max(clock.end_of_day - self.newest, timedelta())
 
+    def is_late(self, clock: Clock) -> bool:
+        """The feed as a whole has no data on the as-of day yet (a load that has not landed)."""
+        return self.newest is None or self.newest <= clock.midnight(clock.as_of)
+
     def is_stale(self, clock: Clock) -> bool:
         limit = self.config.freshness
         if limit is None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 
 from reports.config.models import HeraldConfig, ReportConfig, RuleConfig
-from reports.errors import HeraldError, JobError, SourceError
+from reports.errors import HeraldError, JobError, NotReady, SourceError
 from reports.findings import Finding
 from reports.kpis.frames import KpiData, load_kpi
 from reports.kpis.periods import Clock, Period
@@ -37,6 +37,7 @@ class JobRun:
     findings: list[Finding] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # what could not be computed, and why
     notes: list[str] = field(default_factory=list)  # rules held back on purpose
+    late: list[str] = field(default_factory=list)  # KPIs whose feed has no data on the as-of day
     queries: int = 0
 
     @property
@@ -93,6 +94,67 @@ def query_window(config: HeraldConfig, job: str, clock: Clock) -> Period:
     return Period(min(starts), clock.as_of)
 
 
+def late_feeds(config: HeraldConfig, job: str, as_of: date, sources: Sources) -> list[str]:
+    """The job's KPIs whose feed has no data on the as-of day yet: one small query each, for
+    waiting on a load before the run (`wait_for_data`)."""
+    clock = job_clock(config, job, as_of)
+    names = list(dict.fromkeys([*config.reports[job].kpis, *(r.kpi for r in config.rules_for(job))]))
+    entities = load_entities(config, {config.kpis[n].entity for n in names}, sources)
+    late = []
+    for name in names:
+        kpi = config.kpis[name]
+        try:
+            data = load_kpi(
+                name, kpi, sources[kpi.source], Period(as_of, as_of), clock, entities.index.tolist()
+            )
+        except HeraldError:
+            continue  # a broken query is the run's to report, not a reason to wait
+        if data.is_late(clock):
+            late.append(name)
+    return late
+
+
+def refuse_the_future(clock: Clock, now: datetime | None = None) -> None:
+    today = (now or datetime.now(clock.tz)).astimezone(clock.tz).date()
+    if clock.as_of > today:
+        raise NotReady(
+            f"the as-of date {clock.as_of} is in the future (today is {today} in {clock.timezone})",
+            "pass an as-of date up to today; yesterday is the default",
+        )
+
+
+def refuse_no_data(run: JobRun) -> None:
+    """No KPI of the job has a single row in the whole query window: nothing to report on."""
+    if run.failures or not run.kpis or any(len(kpi.frame) for kpi in run.kpis.values()):
+        return
+    raise NotReady(
+        f"no data at all for job '{run.job}' between {run.window.start} and {run.as_of}",
+        "check that the warehouse is loaded, or pass an as-of date its data covers",
+    )
+
+
+def data_late(kpi: KpiData, clock: Clock) -> Finding:
+    """One finding for a feed whose load has not landed, instead of an alert per entity."""
+    since = kpi.newest.strftime("%Y-%m-%d %H:%M") if kpi.newest else "never"
+    age = kpi.age(clock)
+    return Finding(
+        rule="data_late",
+        severity="warning",
+        kpi=kpi.name,
+        entity="",
+        entity_name="all entities",
+        value=None if age is None else age.total_seconds(),
+        reference=None,
+        threshold=None,
+        unit="seconds",
+        message=(
+            f"{kpi.config.label}: no data for {clock.as_of} yet (newest data ends {since}); "
+            "its alerts are held back until it arrives"
+        ),
+        as_of=clock.as_of,
+    )
+
+
 def check_jobs(config: HeraldConfig, jobs: list[str]) -> None:
     for job in jobs:
         if job not in config.reports:
@@ -106,6 +168,7 @@ def compute_job(
     """Query the job's KPIs once each for every entity and evaluate its rules into findings."""
     check_jobs(config, [job])
     report, clock = config.reports[job], job_clock(config, job, as_of)
+    refuse_the_future(clock)
     sources.labels = {"herald_job": job, "herald_run": f"{job}-{as_of.isoformat()}"}
     rules = config.rules_for(job)
     names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
@@ -123,6 +186,10 @@ def compute_job(
         except HeraldError as exc:
             log.warning("%s", exc)
             run.failures.append(str(exc))
+    refuse_no_data(run)
+    run.late = [name for name, kpi in run.kpis.items() if kpi.is_late(clock)]
+    judged = {rule.kpi for rule in rules if rule.when.judges_freshness}
+    run.findings += [data_late(run.kpis[name], clock) for name in run.late if name not in judged]
     for rule in rules:
         run.findings.extend(_evaluate(run, rule, entities["name"]))
     run.findings.sort(key=lambda f: f.sort_key)
@@ -137,6 +204,11 @@ def _evaluate(run: JobRun, rule: RuleConfig, names: pd.Series) -> list[Finding]:
         return []
     if not rule.when.judges_freshness and kpi.is_stale(run.clock):
         run.notes.append(f"rule '{rule.name}' was held back: the data of KPI '{rule.kpi}' is stale")
+        return []
+    if not rule.when.judges_freshness and rule.kpi in run.late:
+        run.notes.append(
+            f"rule '{rule.name}' was held back: KPI '{rule.kpi}' has no data for {run.as_of} yet"
+        )
         return []
     return evaluate_rule(rule, kpi, run.clock, names)
 

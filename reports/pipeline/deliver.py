@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from notifiers import NOTIFIERS, Attachment, DeliveryError, Message, Notifier
 from notifiers.outbox import OutboxNotifier
 from reports.config.models import DeliveryPolicy, HeraldConfig
+from reports.pipeline.compute import JobRun
 from reports.render.outputs import Rendered
 from reports.report.model import EVERYONE
 from reports.store import Planned, Store
@@ -137,6 +138,22 @@ def failure_notice(job: str, as_of: str, owners: list[str], problems: list[str])
     subject = f"Herald: job {job} failed for {as_of}"
     message = Message(subject, text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
     return [Delivery(owner_channel(owner), owner, owner, message) for owner in owners]
+
+
+def late_notice(run: JobRun, owners: list[str]) -> list[Delivery]:
+    """Tell the job's owners which feeds had no data for the as-of date, and what was held back."""
+    labels = [run.kpis[f.kpi].config.label for f in run.findings if f.rule == "data_late"]
+    text = (
+        f"Herald's job '{run.job}' for {run.as_of} ran before its data arrived: "
+        + ", ".join(labels)
+        + f" had no data for {run.as_of}.\n\nAlerts on "
+        + ("that feed" if len(labels) == 1 else "those feeds")
+        + " were held back and reports mark the figures as not current."
+        + "".join(f"\n- {note}" for note in run.notes)
+    )
+    subject = f"Herald: data late for job {run.job} ({run.as_of})"
+    message = Message(subject, text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+    return [Delivery(owner_channel(owner), f"{owner} (data late)", owner, message) for owner in owners]
 
 
 def owner_channel(address: str) -> str:

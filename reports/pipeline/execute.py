@@ -14,7 +14,7 @@ import jinja2
 
 from notifiers import Notifier
 from reports.config.models import HeraldConfig
-from reports.errors import HeraldError
+from reports.errors import HeraldError, NotReady
 from reports.pipeline.compute import JobRun, Progress, compute_job
 from reports.pipeline.deliver import (
     Delivery,
@@ -23,6 +23,7 @@ from reports.pipeline.deliver import (
     deliver,
     failure_notice,
     filing,
+    late_notice,
     plan,
     record,
     unsent,
@@ -44,6 +45,7 @@ class JobOutcome:
     rendered: list[Rendered] = field(default_factory=list)
     deliveries: list[Outcome] = field(default_factory=list)
     error: str | None = None  # why the job could not run at all
+    refused: bool = False  # the as-of date cannot be reported on (future, or no data): exit 2
 
     @property
     def ok(self) -> bool:
@@ -99,6 +101,7 @@ def execute(
     owned = channels is None  # close only what this call opened
     channels = channels or channels_for(config, out / "outbox" / job / as_of.isoformat(), dry_run)
     timeout = config.reports[job].schedule.timeout
+    scheduled = run_id
     run_id = run_id or store.start_run(job, as_of.isoformat(), process_id(), timeout)
     try:
         outcome.run = compute_job(config, job, as_of, sources, progress)
@@ -111,14 +114,18 @@ def execute(
         )
         store.mark_planned(run_id)
         outcome.deliveries += deliver(pending, channels, store, config.delivery, stop=stop)
+    except NotReady as exc:
+        log.warning("job %s: %s", job, exc)
+        outcome.error, outcome.refused = str(exc), True
     except HeraldError as exc:
-        log.error("job %s: %s", job, exc)
+        log.warning("job %s: %s", job, exc)
         outcome.error = str(exc)
     except BaseException:  # stopping (Interrupted) or a fault: the run stays recorded as unfinished
         if owned:
             _close(channels)
         raise
-    finish(config, outcome, run_id, channels, store)
+    # A refused date from the command line is the user's to fix; under the scheduler, the owners'.
+    finish(config, outcome, run_id, channels, store, notify=not (outcome.refused and scheduled is None))
     if owned:
         _close(channels)
     return outcome
@@ -130,14 +137,26 @@ def _close(channels: dict[str, Notifier]) -> None:
 
 
 def finish(
-    config: HeraldConfig, outcome: JobOutcome, run_id: int, channels: dict[str, Notifier], store: Store
+    config: HeraldConfig,
+    outcome: JobOutcome,
+    run_id: int,
+    channels: dict[str, Notifier],
+    store: Store,
+    notify: bool = True,
 ) -> None:
-    """Record how the run ended and tell the job's owners what went wrong, if anything did."""
+    """Record how the run ended and tell the job's owners what went wrong, if anything did, and
+    which feeds had not landed (once per job and as-of date)."""
     problems = outcome.problems()
     findings = len(outcome.run.findings) if outcome.run else None
     store.finish_run(run_id, "ok" if not problems else "failed", findings, "\n".join(problems) or None)
     owners = config.reports[outcome.job].owners
-    if problems and owners:
+    late = outcome.run is not None and any(f.rule == "data_late" for f in outcome.run.findings)
+    if late and owners and notify:
+        notices = late_notice(outcome.run, owners)
+        as_of = outcome.as_of.isoformat()
+        pending, _ = record(notices, store, run_id, outcome.job, as_of, filing=filing(channels))
+        outcome.deliveries += deliver(pending, channels, store, config.delivery)
+    if problems and owners and notify:
         notices = failure_notice(outcome.job, outcome.as_of.isoformat(), owners, problems)
         pending, _ = record(notices, store, run_id, outcome.job, outcome.as_of.isoformat(), resend=True)
         outcome.deliveries += deliver(pending, channels, store, config.delivery)

@@ -87,7 +87,8 @@ def render_run(
             continue  # nothing to tell this recipient today
         target = folder if report.recipient is EVERYONE else folder / report.recipient.slug
         done = Rendered(report, target)
-        for fmt in run.report.formats:
+        report.withheld = bool(run.late) and run.report.when_late == "withhold"
+        for fmt in [] if report.withheld else run.report.formats:
             output = renderer(fmt, env)
             path = _write(target / f"{report.file_stem}.{output.extension}", partial(output.write, report))
             done.files.append(path)

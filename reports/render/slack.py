@@ -64,6 +64,8 @@ def slack_message(report: Report) -> dict[str, Any]:
             f"data through {escape(format_through(report.data_as_of))}"
         )
     )
+    if report.withheld:
+        blocks.append(_context(":hourglass: Data is late: the report is withheld until it arrives."))
     for failure in report.failures:
         blocks.append(_section(f":warning: *Not computed:* {escape(failure)}"[:MAX_SECTION]))
     body: list[tuple[dict[str, Any], int]] = []  # (block, findings it carries)

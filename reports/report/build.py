@@ -129,7 +129,7 @@ def _card(config: HeraldConfig, run: JobRun, name: str) -> KpiCard:
         previous=as_number(before),
         change=as_number(row["change"]),
         change_pct=as_number(row["change_pct"]),
-        stale=kpi.is_stale(run.clock),
+        stale=kpi.is_stale(run.clock) or name in run.late,
     )
 
 
@@ -204,7 +204,7 @@ def _freshness(kpi: KpiData, clock: Clock) -> Freshness:
         kpi.newest,
         kpi.age(clock),
         kpi.config.freshness,
-        kpi.is_stale(clock),
+        kpi.is_stale(clock) or kpi.is_late(clock),
     )
 
 

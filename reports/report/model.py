@@ -197,6 +197,7 @@ class Report:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     entity_count: int = 0
+    withheld: bool = False  # data late and the job says `when_late: withhold`: no files go out
 
     @property
     def period_label(self) -> str:

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 from reports.config.load import load_config
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
+from reports.pipeline.compute import late_feeds
 from reports.pipeline.deliver import Interrupted, channels_for, unsent
 from reports.pipeline.execute import JobOutcome, execute, finish, send_recorded
 from reports.render.templates import environment
@@ -39,11 +41,13 @@ class Server:
         out: Path,
         lease: timedelta = timedelta(seconds=60),
         now: Callable[[], datetime] = now_utc,
+        sleep: Callable[[datetime, threading.Event, Callable[[], datetime]], bool] = sleep_until,
     ) -> None:
         self.config_path = config_path
         self.out = out
         self.lease = lease
         self.now = now
+        self.sleep = sleep
         self.owner = process_id()
         self.stop = threading.Event()  # finish the delivery in flight, then stop
         self.wake = threading.Event()  # cut a sleep short
@@ -69,7 +73,7 @@ class Server:
                 + [r.schedule.trigger(config.timezone).after(self.now()) for r in config.reports.values()]
             )
             self.wake.clear()
-            sleep_until(wake_at, self.wake, self.now)
+            self.sleep(wake_at, self.wake, self.now)
         log.info("stopped", extra={"event": "stopped"})
         return 0
 
@@ -155,6 +159,7 @@ class Server:
             finally:
                 for channel in channels.values():
                     channel.close()
+        self._wait_for_data(config, run, as_of)
         sources = Sources(config)
         try:
             return execute(
@@ -171,6 +176,43 @@ class Server:
         finally:
             sources.close()
 
+    def _wait_for_data(self, config: HeraldConfig, run: RunRow, as_of: date) -> None:
+        """With `wait_for_data`, look again every so often until each feed has the as-of day's
+        data or the deadline passes; then the run goes ahead and marks what is still late."""
+        wait = config.reports[run.job].wait_for_data
+        deadline = _data_deadline(config, run)
+        if wait is None or deadline is None:
+            return
+        context = {"job": run.job, "as_of": run.as_of, "run": run.id}
+        while True:
+            sources = Sources(config)  # a new connection each time: the load may replace the file
+            try:
+                late = late_feeds(config, run.job, as_of, sources)
+            finally:
+                sources.close()
+            if not late:
+                return
+            now = self.now()
+            if now >= deadline:
+                log.warning(
+                    "data still late for %s at the deadline: %s",
+                    run.job,
+                    ", ".join(late),
+                    extra={"event": "data_late", **context},
+                )
+                return
+            again = min(now + wait.every, deadline)
+            log.info(
+                "waiting for data for %s (%s); looking again at %s",
+                run.job,
+                ", ".join(late),
+                _utc(again),
+                extra={"event": "waiting_for_data", **context},
+            )
+            self.sleep(again, self.wake, self.now)
+            if self.stop.is_set():
+                raise Interrupted
+
     def _heartbeat(self, store: Store, run_id: int, done: threading.Event) -> None:
         while not done.wait(self.lease.total_seconds() / 3):
             if not store.renew(run_id, self.owner, self.lease):
@@ -183,6 +225,9 @@ class Server:
         for run in store.unfinished():
             report = config.reports.get(run.job)
             timeout = report.schedule.timeout if report else timedelta(hours=1)
+            deadline = _data_deadline(config, run)
+            if deadline is not None:  # waiting for data is not being stuck
+                timeout += deadline - datetime.fromisoformat(run.scheduled_for or run.started_at)
             started = datetime.fromisoformat(run.started_at)
             if self.now() - started > timeout:
                 self._fail_stuck(config, store, run, timeout)
@@ -249,6 +294,18 @@ class Server:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+
+def _data_deadline(config: HeraldConfig, run: RunRow) -> datetime | None:
+    """Until when a scheduled run waits for its data: `wait_for_data.until` on the day it fired
+    (the next day when that time had passed), in the schedule's zone."""
+    report = config.reports.get(run.job)
+    if report is None or report.wait_for_data is None or run.scheduled_for is None:
+        return None
+    zone = ZoneInfo(report.schedule.timezone or config.timezone)
+    fired = datetime.fromisoformat(run.scheduled_for).astimezone(zone)
+    deadline = datetime.combine(fired.date(), report.wait_for_data.until, zone)
+    return deadline if deadline >= fired else deadline + timedelta(days=1)
 
 
 def _utc(moment: datetime) -> str:

@@ -79,6 +79,24 @@ def parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--json", action="store_true", help="print runs and deliveries as JSON")
 
+    alerts = commands.add_parser("alerts", parents=[common], help="firing, pending and silenced alerts")
+    alerts.add_argument("job", nargs="?", metavar="JOB", help="only this job")
+    silence = commands.add_parser("silence", parents=[common], help="hold a rule's alerts back for a while")
+    silence.add_argument("rule", metavar="RULE", help="the rule to silence")
+    silence.add_argument("entity", nargs="?", metavar="ENTITY", help="only this entity (its id or name)")
+    silence.add_argument("--for", dest="span", required=True, help="how long, e.g. 2d, 12h, 30m, 1w")
+    silence.add_argument("--reason", required=True, help="why, for whoever wonders later")
+    commands.add_parser("silences", parents=[common], help="silences in force")
+    unsilence = commands.add_parser("unsilence", parents=[common], help="end a silence early")
+    unsilence.add_argument("id", type=_positive, metavar="ID", help="the silence's number (see `silences`)")
+
+    backfill = commands.add_parser("backfill", parents=[common], help="render past periods of a job")
+    backfill.add_argument("job", metavar="JOB", help="the job (see `list`)")
+    backfill.add_argument("--from", dest="start", type=_date, required=True, help="first as-of date")
+    backfill.add_argument("--to", dest="end", type=_date, required=True, help="last as-of date")
+    backfill.add_argument("--deliver", action="store_true", help="send for real (default: the outbox)")
+    backfill.add_argument("--out", type=Path, default=Path("out"), help="the output folder (out)")
+
     demo = commands.add_parser("demo-data", parents=[common], help="build the embedded demo warehouse")
     demo.add_argument("--projects", type=_positive, default=400, help="number of projects (400)")
     demo.add_argument("--days", type=_positive, default=120, help="days of history (120)")
@@ -122,6 +140,18 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args.config, args.out, args.log_format, args.verbose)
         if args.command == "history":
             return commands.history(args.config, args.job, args.limit, args.status, args.json)
+        if args.command in ("alerts", "silence", "silences", "unsilence"):
+            from reports.alerts import commands as alert_commands
+
+            if args.command == "alerts":
+                return alert_commands.alerts(args.config, args.job)
+            if args.command == "silence":
+                return alert_commands.silence(args.config, args.rule, args.entity, args.span, args.reason)
+            if args.command == "silences":
+                return alert_commands.silences(args.config)
+            return alert_commands.unsilence(args.config, args.id)
+        if args.command == "backfill":
+            return commands.backfill(args.config, args.job, args.start, args.end, args.out, args.deliver)
         if args.command == "demo-data":
             try:
                 return commands.demo_data(args.out, args.projects, args.days, args.seed)

@@ -44,6 +44,7 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     blocks: list[dict[str, Any]] | None = None  # Slack Block Kit
     summary: str | None = None  # a one-line notification text (Slack's fallback); the subject when unset
+    thread_ts: str | None = None  # Slack: post as a reply in this message's thread
 
     def to_json(self) -> bytes:
         """The whole message as JSON (binary parts in base64), kept on disk before its first try."""

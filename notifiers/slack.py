@@ -114,6 +114,9 @@ class SlackNotifier(Notifier):
             address = "webhook"  # its URL is a secret: never in a file name or payload
         stem = f"slack-{safe_name(address)}"
         payload = {"channel": address, "text": message.summary or message.subject, "blocks": message.blocks}
+        if message.thread_ts:
+            payload["thread_ts"] = message.thread_ts
+            stem += f"-thread-{safe_name(message.thread_ts)}"
         files = {f"{stem}.json": (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode()}
         files.update({f"{stem}-{a.name}": a.data for a in message.attachments})
         return files
@@ -125,7 +128,10 @@ class SlackNotifier(Notifier):
             channel = self._resolve(address)
             self._pace(channel)
             response = self.client.chat_postMessage(
-                channel=channel, text=message.summary or message.subject, blocks=message.blocks
+                channel=channel,
+                text=message.summary or message.subject,
+                blocks=message.blocks,
+                thread_ts=message.thread_ts,
             )
             ts = str(response["ts"])
             for attachment in message.attachments:

@@ -16,7 +16,7 @@ from reports.config.reference import config_reference
 from reports.errors import UsageError
 from reports.formatting import format_value, table
 from reports.kpis.periods import default_as_of
-from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job
+from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job, job_clock
 from reports.pipeline.execute import JobOutcome, execute, retry_failures, summary
 from reports.render.outputs import render_run
 from reports.render.templates import environment
@@ -129,6 +129,42 @@ def run(
             print(f"herald: job {outcome.job} failed: {outcome.error}", file=sys.stderr)
     if any(o.refused for o in outcomes):
         return 2
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def backfill(config_path: Path, job: str, start: date, end: date, out: Path, deliver: bool) -> int:
+    """Render `job` for each period from `start` to `end` (its last day, or `end`), to the outbox
+    unless `deliver`. The alert book is left as it is: a past period is not news."""
+    if start > end:
+        raise UsageError(f"--from {start} is after --to {end}", "swap them")
+    config = load_config(config_path)
+    check_jobs(config, [job])
+    days, clock = [], job_clock(config, job, end)
+    while clock.as_of >= start:
+        days.append(clock.as_of)
+        clock = clock.on(clock.shift(clock.current, 1).end)
+    sources = Sources(config)
+    env, store = environment(config.templates_dir), Store(config.path(config.store))
+    outcomes = []
+    try:
+        for as_of in reversed(days):
+            outcome = execute(
+                config,
+                job,
+                as_of,
+                out,
+                sources=sources,
+                env=env,
+                store=store,
+                dry_run=not deliver,
+                track_alerts=False,
+            )
+            outcomes.append(outcome)
+            sent = sum(o.status in ("sent", "filed") for o in outcome.deliveries)
+            state = "could not run: " + outcome.error if outcome.error else f"{sent} deliveries"
+            print(f"{job} {as_of}: {len(outcome.run.findings) if outcome.run else 0} findings, {state}")
+    finally:
+        sources.close()
     return 0 if all(o.ok for o in outcomes) else 1
 
 

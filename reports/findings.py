@@ -25,6 +25,12 @@ class Finding:
     unit: str
     message: str
     as_of: date
+    owner: str = ""  # the entity's owner (a CS person), named in channel messages
+    # Set by the alert lifecycle (reports/alerts/); an untracked finding (a preview) has none.
+    status: str = ""  # new, ongoing or resolved
+    since: date | None = None  # firing since this as-of date
+    news: bool = True  # worth telling about on this run (new, resolved, or due for a reminder)
+    alert_id: int | None = None
 
     @property
     def sort_key(self) -> tuple[int, str, str, str]:
@@ -33,4 +39,5 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["as_of"] = self.as_of.isoformat()
+        data["since"] = self.since.isoformat() if self.since else None
         return data  # numbers are already None where missing (evaluate_rule cleans them)

@@ -9,6 +9,7 @@ the crashed one meant to, and one that already went out is not sent again.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at TEXT NOT NULL,
     address TEXT,                    -- where it is sent (the log shows `recipient`)
     message TEXT,                    -- the file holding the rendered message
+    alerts TEXT,                     -- JSON ids of the alerts the message told of (for Slack threads)
     UNIQUE (run_id, channel, recipient)
 );
 """
@@ -59,7 +61,7 @@ ADDED = {
         "lease_until TEXT",
         "planned INTEGER NOT NULL DEFAULT 0",
     ],
-    "deliveries": ["address TEXT", "message TEXT"],
+    "deliveries": ["address TEXT", "message TEXT", "alerts TEXT"],
 }
 DONE = ("sent", "filed")  # a delivery in one of these states is never sent again on its own
 
@@ -100,6 +102,7 @@ class Planned:
     address: str
     content_hash: str
     message: str
+    alerts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ class Store:
             db.execute(f"PRAGMA user_version = {VERSION}")
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """One transaction; BEGIN IMMEDIATE so a read-then-write (a claim) is atomic between processes."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
@@ -183,7 +186,7 @@ class Store:
         self, job: str, as_of: str, owner: str | None = None, lease: timedelta | None = None
     ) -> int:
         """A run started by hand (`run.py run`): no fire time, so nothing else can claim it."""
-        with self._db() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO runs (job, as_of, started_at, status, lease_owner, lease_until) "
                 "VALUES (?, ?, ?, 'running', ?, ?)",
@@ -197,7 +200,7 @@ class Store:
         """Take (job, scheduled_for) for `owner`: a new run, or one whose holder's lease ran out.
         None when another process holds it or it has finished."""
         fire, now = _stamp(scheduled_for), now_utc()
-        with self._db() as db:
+        with self.transaction() as db:
             row = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs r WHERE job = ? AND scheduled_for = ?", (job, fire)
             ).fetchone()
@@ -223,7 +226,7 @@ class Store:
 
     def record_missed(self, job: str, scheduled_for: datetime, as_of: str) -> None:
         """A fire time that passed while no Herald was running, too long ago to catch up."""
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs (job, as_of, started_at, finished_at, status, scheduled_for, error) "
                 "VALUES (?, ?, ?, ?, 'missed', ?, 'Herald was not running; past the grace period') "
@@ -233,7 +236,7 @@ class Store:
 
     def renew(self, run_id: int, owner: str, lease: timedelta) -> bool:
         """Extend `owner`'s lease on a run; False when it has lost the run to another process."""
-        with self._db() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
                 (_stamp(now_utc() + lease), run_id, owner),
@@ -243,7 +246,7 @@ class Store:
     def take_over(self, run_id: int, owner: str, lease: timedelta, force: bool = False) -> bool:
         """Claim a running run whose holder's lease ran out (or, with `force`, whose holder is
         known to be dead); False when another process got there first."""
-        with self._db() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND status = 'running' "
                 "AND (? OR lease_until IS NULL OR lease_until <= ?)",
@@ -253,7 +256,7 @@ class Store:
 
     def release(self, run_id: int, owner: str) -> None:
         """Give a run up unfinished (Herald is stopping): the next process resumes it at once."""
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
                 (_stamp(), run_id, owner),
@@ -261,20 +264,20 @@ class Store:
 
     def unfinished(self) -> list[RunRow]:
         """Every run still marked running, oldest first."""
-        with self._db() as db:
+        with self.transaction() as db:
             rows = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs r WHERE status = 'running' ORDER BY id"
             ).fetchall()
         return [RunRow(*row) for row in rows]
 
     def mark_planned(self, run_id: int) -> None:
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute("UPDATE runs SET planned = 1 WHERE id = ?", (run_id,))
 
     def finish_run(
         self, run_id: int, status: str, findings: int | None = None, error: str | None = None
     ) -> None:
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(  # a run already ended (marked failed as stuck) keeps that verdict
                 "UPDATE runs SET finished_at = ?, status = ?, findings = ?, error = ?, lease_until = NULL "
                 "WHERE id = ? AND status = 'running'",
@@ -283,12 +286,21 @@ class Store:
 
     def last_fire(self, job: str) -> datetime | None:
         """The newest fire time of `job` that any process claimed or recorded."""
-        with self._db() as db:
+        with self.transaction() as db:
             (value,) = db.execute("SELECT MAX(scheduled_for) FROM runs WHERE job = ?", (job,)).fetchone()
         return datetime.fromisoformat(value) if value else None
 
+    def ran(self, job: str, as_of: str) -> bool:
+        """Whether a run of `job` for `as_of` finished (whatever its outcome)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT 1 FROM runs WHERE job = ? AND as_of = ? AND status IN ('ok', 'failed') LIMIT 1",
+                (job, as_of),
+            ).fetchone()
+        return row is not None
+
     def run(self, run_id: int) -> RunRow:
-        with self._db() as db:
+        with self.transaction() as db:
             return RunRow(*db.execute(f"SELECT {RUN_COLUMNS} FROM runs r WHERE id = ?", (run_id,)).fetchone())
 
     def runs(self, job: str | None = None, limit: int = 20, status: str | None = None) -> list[RunRow]:
@@ -300,7 +312,7 @@ class Store:
             where.append("status = ?")
             params.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self._db() as db:
+        with self.transaction() as db:
             rows = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs r {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
             ).fetchall()
@@ -334,7 +346,7 @@ class Store:
         working on one (job, as-of) cannot both take the same delivery. For each planned delivery:
         its row id, or the row that holds it back — one that went out (sent; filed, where the outbox
         stands in for the channel) or one another unfinished run is sending. `resend` skips none."""
-        with self._db() as db:
+        with self.transaction() as db:
             holding: dict[tuple[str, str], DeliveryRow] = {}
             if not resend:
                 rows = db.execute(
@@ -357,7 +369,7 @@ class Store:
                     continue
                 db.execute(
                     "INSERT INTO deliveries (run_id, channel, recipient, status, content_hash, updated_at, "
-                    "address, message) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) "
+                    "address, message, alerts) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) "
                     "ON CONFLICT (run_id, channel, recipient) DO NOTHING",
                     (
                         run_id,
@@ -367,6 +379,7 @@ class Store:
                         _stamp(),
                         item.address,
                         item.message,
+                        json.dumps(list(item.alerts)) if item.alerts else None,
                     ),
                 )
                 (row_id,) = db.execute(
@@ -385,7 +398,7 @@ class Store:
         error: str | None = None,
         provider_id: str | None = None,
     ) -> None:
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status = ?, attempts = ?, last_error = ?, provider_id = ?, "
                 "updated_at = ? WHERE id = ?",
@@ -394,7 +407,7 @@ class Store:
 
     def delivered(self, job: str, as_of: str) -> set[tuple[str, str]]:
         """(channel, recipient) of what went out for (job, as-of), from any run."""
-        with self._db() as db:
+        with self.transaction() as db:
             rows = db.execute(
                 "SELECT d.channel, d.recipient FROM deliveries d JOIN runs r ON r.id = d.run_id "
                 f"WHERE r.job = ? AND r.as_of = ? AND d.status IN {DONE}",
@@ -413,7 +426,7 @@ class Store:
             where.append(f"d.status IN ({','.join('?' * len(statuses))})")
             params += statuses
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self._db() as db:
+        with self.transaction() as db:
             rows = db.execute(
                 f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
                 f"{clause} ORDER BY d.id",

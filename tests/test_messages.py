@@ -85,7 +85,7 @@ def test_slack_limits_with_hundreds_of_findings(reports):
         )
         for i in range(600)
     ]
-    big = replace(report, findings=many, title="T" * 400)
+    big = replace(report, findings=many, title="T" * 400, group_over=10_000)
     message = slack_message(big)
     blocks = message["blocks"]
     assert len(blocks) <= MAX_BLOCKS
@@ -101,7 +101,7 @@ def test_slack_limits_with_hundreds_of_findings(reports):
 def test_one_long_account_is_split_within_the_section_limit(reports):
     report = reports["cs_daily_alerts"][0]
     findings = [replace(report.findings[0], message=f"finding {i} " + "y" * 300) for i in range(30)]
-    blocks = slack_message(replace(report, findings=findings))["blocks"]
+    blocks = slack_message(replace(report, findings=findings, group_over=100))["blocks"]
     texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "finding" in b["text"]["text"]]
     assert len(texts) >= 3 and all(len(t) <= MAX_SECTION for t in texts)
     assert texts[1].split("\n")[0].endswith("(continued)")
@@ -151,3 +151,18 @@ def test_untrusted_text_is_escaped_in_slack(evil):
     blob = json.dumps(slack_message(evil), ensure_ascii=False)
     assert "<script>" not in blob
     assert "Evil &lt;script&gt;alert(1)&lt;/script&gt; &amp; \\\"Q\\\" 'S' שלום" in blob
+
+
+def test_a_storm_of_one_rule_is_one_line_with_the_count(reports):
+    report = reports["cs_daily_alerts"][0]
+    storm = [
+        replace(report.findings[0], rule="usage_drop", entity=f"p{i:04d}", entity_name=f"Account {i}")
+        for i in range(47)
+    ]
+    blocks = slack_message(replace(report, findings=storm, group_over=10))["blocks"]
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    (line,) = [s for s in sections if "usage_drop" in s]
+    assert "fired for 47 projects at once" in line and "the full list is in the archived report" in line
+    assert not any("Account 12" in s for s in sections)
+    quiet = slack_message(replace(report, findings=storm[:10], group_over=10))["blocks"]
+    assert sum(b["text"]["text"].startswith("*Account ") for b in quiet if b["type"] == "section") == 10

@@ -131,6 +131,9 @@ class RuleConfig(HeraldModel):
         1, alias="for", description="Runs in a row the condition must hold, e.g. '2 runs'."
     )
     severity: Literal["warning", "critical"] = Field("warning", description="`warning` or `critical`.")
+    repeat_every: Duration = Field(
+        timedelta(days=3), description="While an alert keeps firing, remind its owners this often."
+    )
     description: str = Field("", description="Why the rule exists, for readers of its findings.")
 
 
@@ -171,6 +174,21 @@ class WaitForData(HeraldModel):
     until: time = Field(description="The latest time of day (in the schedule's zone) to wait until.")
 
 
+class MuteWindow(HeraldModel):
+    days: list[Weekday] = Field(list(WEEKDAYS), description="Days it applies on; every day when unset.")
+    start: time = Field(
+        time(0, 0), alias="from", description="When it starts, e.g. '22:00' (schedule's zone)."
+    )
+    until: time = Field(
+        time(23, 59, 59), description="When it ends; before `from`, it runs on into the next day."
+    )
+
+
+class Escalation(HeraldModel):
+    after: Duration = Field(description="How long a critical alert fires before it escalates, e.g. '2 days'.")
+    to: list[OwnerAddress] = Field(description="Who else is told: email addresses or Slack #channels.")
+
+
 class ReportConfig(HeraldModel):
     role: Literal["executive", "cs", "analyst"] = Field(description="Who reads it; picks its templates.")
     title: str | None = Field(None, description="Shown on the report; the job name when unset.")
@@ -194,6 +212,14 @@ class ReportConfig(HeraldModel):
     when_late: Literal["mark", "withhold"] = Field(
         "mark",
         description="Data still late: `mark` sends reports with late figures flagged; `withhold` sends only the notice.",
+    )
+    mute: list[MuteWindow] = Field(
+        default_factory=list,
+        description="When alert messages are held back (e.g. weekends); they go out after the window.",
+    )
+    escalate: Escalation | None = Field(None, description="Where a long-firing critical alert also goes.")
+    group_over: int = Field(
+        10, ge=1, description="More entities than this for one rule: one line with the count in messages."
     )
     page_size: Literal["A4", "Letter"] = Field("A4", description="Paper size of PDF reports.")
     top_movers: int = Field(5, ge=1, le=50, description="Entities listed as top risers and fallers.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import types
 import typing
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -24,7 +24,8 @@ from reports.config.models import (
     RuleConfig,
     Schedule,
 )
-from reports.config.types import _run_count
+from reports.config.types import WEEKDAYS, _run_count
+from reports.formatting import format_duration
 from reports.rules import conditions
 from reports.sources import source_types
 
@@ -62,6 +63,12 @@ def _default(field: Any) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, BaseModel):
         return "see below"
+    if isinstance(value, timedelta):
+        return f"`{format_duration(value)}`"
+    if isinstance(value, time):
+        return f"`{value:%H:%M}`"
+    if isinstance(value, list) and len(value) == 7 and set(value) == set(WEEKDAYS):
+        return "every day"
     return f"`{value}`"
 
 

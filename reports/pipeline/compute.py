@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 
 from reports.config.models import HeraldConfig, ReportConfig, RuleConfig
-from reports.errors import HeraldError, JobError, NotReady, SourceError
+from reports.errors import HeraldError, JobError, SourceError
 from reports.findings import Finding
 from reports.kpis.frames import KpiData, load_kpi
 from reports.kpis.periods import Clock, Period
+from reports.pipeline.readiness import data_late, refuse_no_data, refuse_the_future
 from reports.rules.evaluate import evaluate_rule
 from reports.sources.pool import Sources
 
@@ -38,6 +39,8 @@ class JobRun:
     failures: list[str] = field(default_factory=list)  # what could not be computed, and why
     notes: list[str] = field(default_factory=list)  # rules held back on purpose
     late: list[str] = field(default_factory=list)  # KPIs whose feed has no data on the as-of day
+    holding: list[Finding] = field(default_factory=list)  # rules' conditions met on this run alone
+    held: set[str] = field(default_factory=set)  # rules not evaluated (KPI failed, late or stale)
     queries: int = 0
 
     @property
@@ -114,47 +117,6 @@ def late_feeds(config: HeraldConfig, job: str, as_of: date, sources: Sources) ->
     return late
 
 
-def refuse_the_future(clock: Clock, now: datetime | None = None) -> None:
-    today = (now or datetime.now(clock.tz)).astimezone(clock.tz).date()
-    if clock.as_of > today:
-        raise NotReady(
-            f"the as-of date {clock.as_of} is in the future (today is {today} in {clock.timezone})",
-            "pass an as-of date up to today; yesterday is the default",
-        )
-
-
-def refuse_no_data(run: JobRun) -> None:
-    """No KPI of the job has a single row in the whole query window: nothing to report on."""
-    if run.failures or not run.kpis or any(len(kpi.frame) for kpi in run.kpis.values()):
-        return
-    raise NotReady(
-        f"no data at all for job '{run.job}' between {run.window.start} and {run.as_of}",
-        "check that the warehouse is loaded, or pass an as-of date its data covers",
-    )
-
-
-def data_late(kpi: KpiData, clock: Clock) -> Finding:
-    """One finding for a feed whose load has not landed, instead of an alert per entity."""
-    since = kpi.newest.strftime("%Y-%m-%d %H:%M") if kpi.newest else "never"
-    age = kpi.age(clock)
-    return Finding(
-        rule="data_late",
-        severity="warning",
-        kpi=kpi.name,
-        entity="",
-        entity_name="all entities",
-        value=None if age is None else age.total_seconds(),
-        reference=None,
-        threshold=None,
-        unit="seconds",
-        message=(
-            f"{kpi.config.label}: no data for {clock.as_of} yet (newest data ends {since}); "
-            "its alerts are held back until it arrives"
-        ),
-        as_of=clock.as_of,
-    )
-
-
 def check_jobs(config: HeraldConfig, jobs: list[str]) -> None:
     for job in jobs:
         if job not in config.reports:
@@ -190,25 +152,52 @@ def compute_job(
     run.late = [name for name, kpi in run.kpis.items() if kpi.is_late(clock)]
     judged = {rule.kpi for rule in rules if rule.when.judges_freshness}
     run.findings += [data_late(run.kpis[name], clock) for name in run.late if name not in judged]
+    run.holding += run.findings
+    owners = _owners(config, names, entities)
     for rule in rules:
-        run.findings.extend(_evaluate(run, rule, entities["name"]))
-    run.findings.sort(key=lambda f: f.sort_key)
+        found = _evaluate(run, rule, entities["name"])
+        run.findings += found
+        # The alert lifecycle counts `for: N runs` over the runs it saw: it needs this run alone.
+        alone = rule.model_copy(update={"for_runs": 1})
+        run.holding += _evaluate(run, alone, entities["name"], quiet=True) if rule.for_runs > 1 else found
+    run.findings = sorted((_owned(f, owners) for f in run.findings), key=lambda f: f.sort_key)
+    run.holding = [_owned(f, owners) for f in run.holding]
     run.queries = sources.queries - before
     return run
 
 
-def _evaluate(run: JobRun, rule: RuleConfig, names: pd.Series) -> list[Finding]:
+def _owners(config: HeraldConfig, names: list[str], entities: pd.DataFrame) -> pd.Series:
+    """Entity → the name of its owner, when the entity query has an owner column."""
+    for kind in sorted({config.kpis[n].entity for n in names}):
+        owner = config.entities[kind].owner if kind in config.entities else None
+        if owner is not None and owner.name in entities:
+            return entities[owner.name].astype(str)
+    return pd.Series(dtype=str)
+
+
+def _owned(finding: Finding, owners: pd.Series) -> Finding:
+    owner = owners.get(finding.entity, "") if finding.entity else ""
+    return replace(finding, owner=str(owner)) if owner else finding
+
+
+def _evaluate(run: JobRun, rule: RuleConfig, names: pd.Series, quiet: bool = False) -> list[Finding]:
+    """The rule's findings; a rule that cannot or should not be evaluated says why (unless `quiet`)."""
     kpi = run.kpis.get(rule.kpi)
     if kpi is None:
-        run.failures.append(f"rule '{rule.name}' was not evaluated: KPI '{rule.kpi}' could not be computed")
+        reason = f"rule '{rule.name}' was not evaluated: KPI '{rule.kpi}' could not be computed"
+        run.held.add(rule.name)
+        if not quiet:
+            run.failures.append(reason)
         return []
+    held = None
     if not rule.when.judges_freshness and kpi.is_stale(run.clock):
-        run.notes.append(f"rule '{rule.name}' was held back: the data of KPI '{rule.kpi}' is stale")
-        return []
-    if not rule.when.judges_freshness and rule.kpi in run.late:
-        run.notes.append(
-            f"rule '{rule.name}' was held back: KPI '{rule.kpi}' has no data for {run.as_of} yet"
-        )
+        held = f"rule '{rule.name}' was held back: the data of KPI '{rule.kpi}' is stale"
+    elif not rule.when.judges_freshness and rule.kpi in run.late:
+        held = f"rule '{rule.name}' was held back: KPI '{rule.kpi}' has no data for {run.as_of} yet"
+    if held is not None:
+        run.held.add(rule.name)
+        if not quiet:
+            run.notes.append(held)
         return []
     return evaluate_rule(rule, kpi, run.clock, names)
 

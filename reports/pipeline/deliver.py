@@ -37,6 +37,7 @@ class Delivery:
     recipient: str  # what the log and the user see; never a secret
     address: str  # what the notifier sends to
     message: Message
+    alerts: tuple[int, ...] = ()  # the alerts it tells of, so a resolve can reply in its thread
 
     @property
     def content_hash(self) -> str:
@@ -109,8 +110,9 @@ def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = N
 def plan(config: HeraldConfig, results: list[Rendered], env: jinja2.Environment) -> list[Delivery]:
     """Every delivery the job's `deliver:` asks for: fixed recipients get everyone's report,
     an owner route gets each scoped recipient their own, at their address for that channel."""
-    everyone = next((r for r in results if r.report.recipient is EVERYONE), None)
-    scoped = [r for r in results if r.report.recipient is not EVERYONE]
+    told = [r for r in results if not r.quiet]
+    everyone = next((r for r in told if r.report.recipient is EVERYONE), None)
+    scoped = [r for r in told if r.report.recipient is not EVERYONE]
     report_config = config.reports[results[0].report.job] if results else None
     planned: list[Delivery] = []
     for entry in report_config.deliver if report_config else []:
@@ -121,11 +123,18 @@ def plan(config: HeraldConfig, results: list[Rendered], env: jinja2.Environment)
                     address = rendered.report.recipient.contact(channel)
                     if address:
                         message = compose(rendered, env, route.subject)
-                        planned.append(Delivery(channel, address, address, message))
+                        planned.append(Delivery(channel, address, address, message, _alerts(rendered)))
             elif everyone is not None:
                 message = compose(everyone, env, route.subject)
-                planned.append(Delivery(channel, route.label, route.address, message))
+                planned.append(Delivery(channel, route.label, route.address, message, _alerts(everyone)))
     return planned
+
+
+def _alerts(rendered: Rendered) -> tuple[int, ...]:
+    """The firing alerts a message tells of: a later "resolved" replies in its thread."""
+    return tuple(
+        f.alert_id for f in rendered.report.findings if f.alert_id is not None and f.status != "resolved"
+    )
 
 
 def failure_notice(job: str, as_of: str, owners: list[str], problems: list[str]) -> list[Delivery]:
@@ -184,6 +193,7 @@ def record(
             d.address,
             d.content_hash,
             store.keep_message(d.content_hash, d.message.to_json()),
+            d.alerts,
         )
         for d in deliveries
     ]

@@ -7,12 +7,14 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import jinja2
 
 from notifiers import Notifier
+from reports.alerts.lifecycle import mark_escalated, mark_told, track, untracked
+from reports.alerts.notices import escalations, thread_replies
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError, NotReady
 from reports.pipeline.compute import JobRun, Progress, compute_job
@@ -30,7 +32,7 @@ from reports.pipeline.deliver import (
 )
 from reports.render.outputs import Rendered, render_run
 from reports.sources.pool import Sources
-from reports.store import Store, process_id
+from reports.store import Store, now_utc, process_id
 
 log = logging.getLogger(__name__)
 DONE = ("sent", "filed", "skipped")  # a delivery in one of these states needs nothing more
@@ -93,9 +95,12 @@ def execute(
     run_id: int | None = None,
     resend: bool = False,
     stop: threading.Event | None = None,
+    moment: datetime | None = None,
+    track_alerts: bool = True,
 ) -> JobOutcome:
-    """Run `job` for `as_of`: compute, render, record every delivery, then send. `run_id` is a run
-    the scheduler claimed; without it the run is recorded as started by hand."""
+    """Run `job` for `as_of`: compute, update its alerts, render, record every delivery, then send.
+    `run_id` is a run the scheduler claimed (and `moment` its fire time); without it the run is
+    recorded as started by hand, now."""
     folder = out / job / as_of.isoformat()
     outcome = JobOutcome(job, as_of, folder)
     owned = channels is None  # close only what this call opened
@@ -105,13 +110,27 @@ def execute(
     run_id = run_id or store.start_run(job, as_of.isoformat(), process_id(), timeout)
     try:
         outcome.run = compute_job(config, job, as_of, sources, progress)
+        life = (
+            track(config, outcome.run, store, moment or now_utc()) if track_alerts else untracked(outcome.run)
+        )
+        outcome.run.findings = life.findings
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
         outcome.rendered = render_run(config, outcome.run, folder, env=env)
         planned = plan(config, outcome.rendered, env)
+        owners = config.reports[job].owners
+        if owners and any(f.rule == "data_late" for f in outcome.run.findings):
+            planned += late_notice(outcome.run, owners)  # once per as-of date: a re-run skips it
+        escalated = life.escalate if config.reports[job].escalate else []
+        if life.tracked and not life.muted:
+            planned += thread_replies(store, life.resolved)
+            planned += escalations(job, escalated, config.reports[job].escalate.to if escalated else [])
         pending, outcome.deliveries = record(
             planned, store, run_id, job, as_of.isoformat(), resend, filing(channels)
         )
+        if life.tracked and planned:
+            mark_told(store, life.findings, as_of)
+            mark_escalated(store, escalated, as_of)
         store.mark_planned(run_id)
         outcome.deliveries += deliver(pending, channels, store, config.delivery, stop=stop)
     except NotReady as exc:
@@ -144,22 +163,15 @@ def finish(
     store: Store,
     notify: bool = True,
 ) -> None:
-    """Record how the run ended and tell the job's owners what went wrong, if anything did, and
-    which feeds had not landed (once per job and as-of date)."""
+    """Tell the job's owners what went wrong, if anything did, then record how the run ended."""
     problems = outcome.problems()
-    findings = len(outcome.run.findings) if outcome.run else None
-    store.finish_run(run_id, "ok" if not problems else "failed", findings, "\n".join(problems) or None)
     owners = config.reports[outcome.job].owners
-    late = outcome.run is not None and any(f.rule == "data_late" for f in outcome.run.findings)
-    if late and owners and notify:
-        notices = late_notice(outcome.run, owners)
-        as_of = outcome.as_of.isoformat()
-        pending, _ = record(notices, store, run_id, outcome.job, as_of, filing=filing(channels))
-        outcome.deliveries += deliver(pending, channels, store, config.delivery)
     if problems and owners and notify:
         notices = failure_notice(outcome.job, outcome.as_of.isoformat(), owners, problems)
         pending, _ = record(notices, store, run_id, outcome.job, outcome.as_of.isoformat(), resend=True)
         outcome.deliveries += deliver(pending, channels, store, config.delivery)
+    findings = len(outcome.run.findings) if outcome.run else None
+    store.finish_run(run_id, "ok" if not problems else "failed", findings, "\n".join(problems) or None)
 
 
 def send_recorded(

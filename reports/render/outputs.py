@@ -39,6 +39,7 @@ class Rendered:
     links: dict[str, str] = field(default_factory=dict)  # file name → archive link, for files too large
     email: EmailBody | None = None
     slack: dict[str, Any] = field(default_factory=dict)
+    quiet: bool = False  # archived, but nothing in it is news: its messages are not sent
 
 
 def _write(path: Path, data: bytes | str | Callable[[Path], None]) -> Path:
@@ -83,10 +84,11 @@ def render_run(
     cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
     results = []
     for report in build_all(config, run, now, only=recipient, sections=sections(run)):
-        if run.report.only_with_findings and report.recipient is not EVERYONE and not report.findings:
+        quiet = run.report.only_with_findings and not any(f.news for f in report.findings)
+        if quiet and report.recipient is not EVERYONE:
             continue  # nothing to tell this recipient today
         target = folder if report.recipient is EVERYONE else folder / report.recipient.slug
-        done = Rendered(report, target)
+        done = Rendered(report, target, quiet=quiet)
         report.withheld = bool(run.late) and run.report.when_late == "withhold"
         for fmt in [] if report.withheld else run.report.formats:
             output = renderer(fmt, env)

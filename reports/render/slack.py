@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Any
 
+from reports.findings import Finding
 from reports.formatting import format_span, format_through
 from reports.report.model import Report
 
@@ -47,6 +48,24 @@ def _chunks(title: str, lines: list[str]) -> list[str]:
     return texts
 
 
+def _marker(finding: Finding) -> str:
+    """How an alert stands: new on this run, or firing since an earlier one."""
+    if finding.status == "new":
+        return " _(new)_"
+    if finding.status == "ongoing" and finding.since is not None:
+        return f" _(since {finding.since.day} {finding.since:%b})_"
+    return ""
+
+
+def _storms(findings: list[Finding], limit: int) -> dict[str, list[Finding]]:
+    """Rules that fired for more entities than `limit` at once: one line each, not one per entity."""
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.entity:
+            by_rule.setdefault(finding.rule, []).append(finding)
+    return {rule: items for rule, items in by_rule.items() if len(items) > limit}
+
+
 def slack_message(report: Report) -> dict[str, Any]:
     """`{"text": fallback, "blocks": [...]}` for chat.postMessage."""
     counts = {s: len(f) for s, f in report.findings_by_severity().items()}
@@ -57,7 +76,8 @@ def slack_message(report: Report) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": header[:MAX_HEADER]}}
     ]
     who = f"For *{escape(report.recipient.label)}* · " if report.recipient.entities is not None else ""
-    accounts = len({f.entity for f in report.findings if f.entity})
+    open_alerts = [f for f in report.findings if f.status != "resolved"]
+    accounts = len({f.entity for f in open_alerts if f.entity})
     blocks.append(
         _context(
             f"{who}{summary} on {accounts} account{'s' if accounts != 1 else ''} · "
@@ -69,15 +89,33 @@ def slack_message(report: Report) -> dict[str, Any]:
     for failure in report.failures:
         blocks.append(_section(f":warning: *Not computed:* {escape(failure)}"[:MAX_SECTION]))
     body: list[tuple[dict[str, Any], int]] = []  # (block, findings it carries)
+    channel = report.recipient.entities is None  # the team's channel: name each account's owner
     for severity, findings in report.findings_by_severity().items():
         body.append((_section(f"*{ICONS.get(severity, '')} {severity.capitalize()} ({len(findings)})*"), 0))
-        ordered = sorted(findings, key=lambda f: (f.entity_name, f.entity))
+        storms = _storms(findings, report.group_over)
+        for rule, items in storms.items():
+            line = (
+                f"*{escape(rule)}* fired for {len(items)} {escape(report.entity_label.lower())}s at once"
+                f"{_marker(items[0])}: {escape(items[0].message)} and more like it; "
+                "the full list is in the archived report."
+            )
+            body.append((_section(line[:MAX_SECTION]), len(items)))
+        ordered = sorted(
+            (f for f in findings if f.rule not in storms), key=lambda f: (f.entity_name, f.entity)
+        )
         for _, group in groupby(ordered, key=lambda f: f.entity):
             items = list(group)
-            title = f"*{escape(items[0].entity_name)}*"
-            lines = [f"• {escape(f.message)}" for f in items]
+            owner = f" · {escape(items[0].owner)}" if channel and items[0].owner else ""
+            title = f"*{escape(items[0].entity_name)}*{owner}"
+            lines = [f"• {escape(f.message)}{_marker(f)}" for f in items]
             for index, text in enumerate(_chunks(title, lines)):
                 body.append((_section(text), len(items) if index == 0 else 0))
+    if report.resolved:
+        lines = [f"• *{escape(f.entity_name)}*: {escape(f.message)}" for f in report.resolved]
+        for index, text in enumerate(
+            _chunks(f"*:white_check_mark: Resolved ({len(report.resolved)})*", lines)
+        ):
+            body.append((_section(text), len(report.resolved) if index == 0 else 0))
     room = MAX_BLOCKS - len(blocks)
     if len(body) > room:
         shown = body[: room - 1]

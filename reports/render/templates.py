@@ -39,6 +39,15 @@ def _when(value: date | datetime | None, pattern: str = "%d %b %Y") -> str:
     return value.strftime(pattern).lstrip("0")
 
 
+def _standing(finding: Any) -> str:
+    """How an alert stands on this run: " (new)", " (since 20 Nov)", or nothing when untracked."""
+    if finding.status == "new":
+        return " (new)"
+    if finding.status == "ongoing" and finding.since is not None:
+        return f" (since {finding.since.day} {finding.since:%b})"
+    return ""
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -67,6 +76,7 @@ def environment(user_dir: Path | None = None) -> jinja2.Environment:
         when=_when,
         data_uri=_data_uri,
         through=format_through,
+        standing=_standing,
         span=lambda period: format_span(period.start, period.end),
     )
     from reports.render.charts import Charts  # matplotlib loads when a template first draws, not before

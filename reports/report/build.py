@@ -79,6 +79,7 @@ def build_report(
         recipient=recipient,
         entity_label=config.entities[kind].label if kind in config.entities else "Entity",
         page_size=report_config.page_size,
+        group_over=report_config.group_over,
         findings=list(scoped.findings),
         failures=list(run.failures),
         notes=list(run.notes),

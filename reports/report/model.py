@@ -197,6 +197,7 @@ class Report:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     entity_count: int = 0
+    group_over: int = 10  # more entities than this for one rule: one line with the count in messages
     withheld: bool = False  # data late and the job says `when_late: withhold`: no files go out
 
     @property
@@ -219,8 +220,19 @@ class Report:
         stem = f"{self.job}-{self.as_of.isoformat()}"
         return stem if self.recipient is EVERYONE else f"{stem}-{self.recipient.slug}"
 
+    @property
+    def open_alerts(self) -> list[Finding]:
+        """What fires on this run, new and ongoing."""
+        return [f for f in self.findings if f.status != "resolved"]
+
+    @property
+    def resolved(self) -> list[Finding]:
+        """Alerts that stopped firing since the last run."""
+        return [f for f in self.findings if f.status == "resolved"]
+
     def findings_by_severity(self) -> dict[str, list[Finding]]:
+        """Open alerts (new and ongoing), by severity."""
         grouped: dict[str, list[Finding]] = {}
-        for finding in self.findings:
+        for finding in (f for f in self.findings if f.status != "resolved"):
             grouped.setdefault(finding.severity, []).append(finding)
         return grouped

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,            -- running, ok, failed, missed
     findings INTEGER,
     error TEXT,
-    scheduled_for TEXT,              -- the nominal fire time (UTC) of a scheduled run; NULL from the CLI
+    scheduled_for TEXT,              -- the nominal fire time (UTC) of a scheduled run, NULL from the CLI
     lease_owner TEXT,                -- the process working on it
     lease_until TEXT,                -- another process may take the run over after this
     planned INTEGER NOT NULL DEFAULT 0  -- 1 once every delivery of the run is recorded
@@ -151,23 +151,30 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.messages = path.with_name(path.name + ".messages")  # rendered messages, by content
-        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version >= VERSION:
+                return  # made already; many processes open it, and only a writer may change it
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never wait for a writer
+            db.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             for table, columns in ADDED.items():
                 have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 for column in columns:
                     if column.split()[0] not in have:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-            db.executescript(INDEXES)
+            db.execute(INDEXES)
             db.execute(f"PRAGMA user_version = {VERSION}")
+            db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One transaction; BEGIN IMMEDIATE so a read-then-write (a claim) is atomic between processes."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE")
             try:

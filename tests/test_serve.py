@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -30,10 +31,13 @@ def _daily_cron_just_fired() -> str:
     return f"{fired.minute} {fired.hour} * * *"
 
 
-def _start(config: Path, out: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+def _start(
+    config: Path, out: Path, log: Path, env: dict | None = None, json_logs: bool = False
+) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "run.py"), "serve", "--config", str(config), "--out", str(out)]
     with open(log, "ab") as sink:
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "serve", "--config", str(config), "--out", str(out)],
+            command + (["--log-format", "json"] if json_logs else []),
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -107,6 +111,13 @@ def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
                 kills += 1
             process.wait()
         interrupted = len({rcpt for (rcpt,), _ in box.messages})  # what the killed processes got out
+        # SIGTERM: the delivery in flight finishes, the process stops cleanly, the rest wait.
+        before = len(box.messages)
+        polite = _start(config, out, log, env)
+        _until(lambda: len(box.messages) > before, 30)
+        polite.send_signal(signal.SIGTERM)
+        assert polite.wait(30) == 0
+        stopped_at = len({rcpt for (rcpt,), _ in box.messages})
         last = _start(config, out, log, env)
         done = _until(lambda: any(r[2] == "ok" for r in _runs(config)), 60, 0.1)
         last.send_signal(signal.SIGTERM)
@@ -119,7 +130,8 @@ def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
         f"{len(arrived)} delivered, {duplicates} duplicates, {lost} lost"
     )
     assert done, log.read_text()[-3000:]
-    assert kills >= 20 and interrupted > 0
+    assert kills >= 20 and 0 < interrupted < stopped_at < FANOUT
+    assert "SIGTERM: finishing the delivery in flight, then stopping" in log.read_text()
     assert lost == 0 and set(arrived) == set(addresses)
     assert duplicates <= kills and max(arrived.values()) <= 2
     (run,) = _runs(config)  # one fire time, one run, however many processes worked on it
@@ -136,7 +148,7 @@ def test_two_servers_on_one_store_run_each_fire_time_once(tmp_path, demo_db):
 
     config = demo_folder(tmp_path / "cfg", demo_db, every_minute)
     out = tmp_path / "out"
-    servers = [_start(config, out, tmp_path / f"serve{i}.log") for i in range(2)]
+    servers = [_start(config, out, tmp_path / f"serve{i}.log", json_logs=i == 1) for i in range(2)]
     try:
         assert _until(
             lambda: len(_runs(config)) >= 3 and all(r[2] != "running" for r in _runs(config)), 90, 0.2
@@ -149,6 +161,9 @@ def test_two_servers_on_one_store_run_each_fire_time_once(tmp_path, demo_db):
     fires = [(job, fire) for job, fire, _, _ in runs]
     assert len(fires) == len(set(fires)) >= 3, runs
     assert codes == [0, 0]
+    events = [json.loads(line) for line in (tmp_path / "serve1.log").read_text().splitlines()]
+    assert {"serve", "stopping", "stopped"} <= {e.get("event") for e in events}
+    assert all({"time", "level", "message"} <= e.keys() for e in events)
     # The same as-of date's deliveries went out once, by whichever run came first.
     rows = Store(config.parent / "data" / "herald.sqlite").deliveries()
     filed = Counter((r.channel, r.recipient) for r in rows if r.status == "filed")

@@ -89,9 +89,11 @@ class AlertBook:
     def __init__(self, store: Store) -> None:
         self.store = store
         with store.transaction() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            made = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('alerts', 'silences')")
+            if made.fetchone()[0] < 2:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
 
     # Alerts -----------------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ class Rendered:
 def _write(path: Path, data: bytes | str | Callable[[Path], None]) -> Path:
     """Write through a temporary name so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # two processes may render one run
     if callable(data):
         data(partial)
     else:

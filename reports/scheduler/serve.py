@@ -129,6 +129,10 @@ class Server:
                 "stopping: run %s left for the next start", run.id, extra={"event": "run_released", **context}
             )
             raise
+        except Exception as exc:  # a fault in Herald itself: this run fails, the scheduler goes on
+            log.exception("run %s failed: internal error", run.id, extra={"event": "run_failed", **context})
+            store.finish_run(run.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            return
         finally:
             beat.set()
             heart.join()

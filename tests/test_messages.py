@@ -166,3 +166,14 @@ def test_a_storm_of_one_rule_is_one_line_with_the_count(reports):
     assert not any("Account 12" in s for s in sections)
     quiet = slack_message(replace(report, findings=storm[:10], group_over=10))["blocks"]
     assert sum(b["text"]["text"].startswith("*Account ") for b in quiet if b["type"] == "section") == 10
+
+
+def test_a_storm_is_one_line_in_the_email_too(reports):
+    report = reports["cs_daily_alerts"][0]
+    storm = [
+        replace(report.findings[0], rule="usage_drop", entity=f"p{i:04d}", entity_name=f"Account {i}")
+        for i in range(47)
+    ]
+    body = email_body(environment(), replace(report, findings=storm, group_over=10), [])
+    assert "usage_drop fired for 47 projects at once" in body.text and "Account 12" not in body.text
+    assert "fired for 47 projects at once" in body.html and "Account 12" not in body.html

@@ -57,15 +57,6 @@ def _marker(finding: Finding) -> str:
     return ""
 
 
-def _storms(findings: list[Finding], limit: int) -> dict[str, list[Finding]]:
-    """Rules that fired for more entities than `limit` at once: one line each, not one per entity."""
-    by_rule: dict[str, list[Finding]] = {}
-    for finding in findings:
-        if finding.entity:
-            by_rule.setdefault(finding.rule, []).append(finding)
-    return {rule: items for rule, items in by_rule.items() if len(items) > limit}
-
-
 def slack_message(report: Report) -> dict[str, Any]:
     """`{"text": fallback, "blocks": [...]}` for chat.postMessage."""
     counts = {s: len(f) for s, f in report.findings_by_severity().items()}
@@ -92,7 +83,7 @@ def slack_message(report: Report) -> dict[str, Any]:
     channel = report.recipient.entities is None  # the team's channel: name each account's owner
     for severity, findings in report.findings_by_severity().items():
         body.append((_section(f"*{ICONS.get(severity, '')} {severity.capitalize()} ({len(findings)})*"), 0))
-        storms = _storms(findings, report.group_over)
+        storms = report.storms(findings)
         for rule, items in storms.items():
             line = (
                 f"*{escape(rule)}* fired for {len(items)} {escape(report.entity_label.lower())}s at once"

@@ -230,6 +230,15 @@ class Report:
         """Alerts that stopped firing since the last run."""
         return [f for f in self.findings if f.status == "resolved"]
 
+    def storms(self, findings: list[Finding]) -> dict[str, list[Finding]]:
+        """Rules that fired for more entities than `group_over` at once: messages show each as
+        one line with the count, and leave the list to the archived report."""
+        by_rule: dict[str, list[Finding]] = {}
+        for finding in findings:
+            if finding.entity:
+                by_rule.setdefault(finding.rule, []).append(finding)
+        return {rule: items for rule, items in by_rule.items() if len(items) > self.group_over}
+
     def findings_by_severity(self) -> dict[str, list[Finding]]:
         """Open alerts (new and ongoing), by severity."""
         grouped: dict[str, list[Finding]] = {}

@@ -45,8 +45,8 @@ def test_the_findings_table(herald, demo_config):
     result = herald("run", "cs_daily_alerts", "--as-of", INCIDENT_DAY, "--config", demo_config)
     lines = result.out.splitlines()
     assert lines[0].startswith("cs_daily_alerts — 2026-11-22 (as of 2026-11-22): 5 findings")
-    assert lines[1].split() == ["SEVERITY", "RULE", "ENTITY", "VALUE", "MESSAGE"]
-    assert any("crm_sync_failing" in line and "15.6%" in line for line in lines)
+    assert lines[1].split() == ["ALERT", "SEVERITY", "RULE", "ENTITY", "VALUE", "MESSAGE"]
+    assert any(line.startswith("new ") and "crm_sync_failing" in line and "15.6%" in line for line in lines)
 
 
 def test_queries_do_not_grow_with_entities(tmp_path: Path):

@@ -255,6 +255,6 @@ def test_every_scoped_recipient_hears_unless_the_job_is_for_findings_only(demo_d
 
     config_path = demo_folder(tmp_path / "all", demo_db, tell_everyone)
     outcome, _ = execute_job(config_path, "cs_daily_alerts", tmp_path / "out")
-    told = {r.report.recipient.key for r in outcome.rendered if r.report.recipient.entities is not None}
+    told = {r.report.recipient.label for r in outcome.rendered if r.report.recipient.entities is not None}
     assert told == set(outcome.run.entities["owner"]) and len(told) > 4
     assert all((r.folder / "slack.json").exists() for r in outcome.rendered)

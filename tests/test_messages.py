@@ -59,7 +59,7 @@ def test_email_body_matches_golden(reports, golden, job):
 def test_slack_messages_match_golden(reports, golden):
     everyone, *owners = reports["cs_daily_alerts"]
     golden("cs_daily_alerts.slack.json", json.dumps(slack_message(everyone), indent=2, ensure_ascii=False))
-    amara = next(r for r in owners if r.recipient.key == "Amara Okafor")
+    amara = next(r for r in owners if r.recipient.label == "Amara Okafor")
     golden(
         "cs_daily_alerts.amara-okafor.slack.json",
         json.dumps(slack_message(amara), indent=2, ensure_ascii=False),

@@ -188,7 +188,7 @@ def test_every_recipient_gets_a_report(scoped):
     reports = build_all(config, run, NOW)
     owners = set(run.entities["owner"])
     assert reports[0].recipient is EVERYONE
-    assert {r.recipient.key for r in reports[1:]} == owners
+    assert {r.recipient.label for r in reports[1:]} == owners
 
 
 def test_pdf_renderer_refuses_to_fetch_anything(executive, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
@@ -31,19 +33,45 @@ SECTIONS = frozenset({"trends", "movers", "rollups", "daily"})
 
 
 def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
-    """Everyone, or one recipient per value of the report's `scope` column, with their entities."""
+    """Everyone, or one recipient per value of the report's `scope` column, with their entities.
+
+    Scoped by owner, a recipient is one person, known by their email address (or Slack handle)
+    rather than their display name: two owners who share a name stay two recipients, each with
+    only their own entities and a folder of their own.
+    """
     column = run.report.scope
     if column is None:
         return [EVERYONE]
     entities = run.entities
     owner = _owner_columns(config, run)
+    by_owner = owner is not None and owner.name == column
+    identity = column
+    if by_owner:
+        identity = next(
+            (c for c in (owner.email, owner.slack) if c and c in entities and entities[c].notna().all()),
+            column,
+        )
     found = []
-    for value, group in entities.groupby(column, sort=True):
+    for key, group in entities.groupby(identity, sort=True):
         first = group.iloc[0]
-        email = first.get(owner.email) if owner and owner.name == column and owner.email else None
-        slack = first.get(owner.slack) if owner and owner.name == column and owner.slack else None
-        found.append(Recipient(str(value), str(value), email, slack, tuple(group.index)))
-    return found
+        email = first.get(owner.email) if by_owner and owner.email else None
+        slack = first.get(owner.slack) if by_owner and owner.slack else None
+        found.append(Recipient(str(key), str(first[column]), email, slack, tuple(group.index)))
+    return _distinct_folders(found)
+
+
+def _distinct_folders(found: list[Recipient]) -> list[Recipient]:
+    """Folder names from the recipients' names, made distinct where two would be the same
+    ("Ann Lee" and "ann-lee", or two people called Ann Lee) by a short digest of who they are."""
+    seen: dict[str, int] = {}
+    for recipient in found:
+        seen[recipient.slug] = seen.get(recipient.slug, 0) + 1
+    return [
+        replace(r, folder=f"{r.slug[:50]}-{hashlib.sha256(r.key.encode()).hexdigest()[:8]}")
+        if seen[r.slug] > 1
+        else r
+        for r in found
+    ]
 
 
 def _owner_columns(config: HeraldConfig, run: JobRun) -> OwnerColumns | None:
@@ -284,5 +312,5 @@ def build_all(
     if run.report.scope is not None:
         wanted = [EVERYONE, *wanted]
     if only is not None:
-        wanted = [r for r in wanted if only in (r.key, r.slug, r.email, r.slack)]
+        wanted = [r for r in wanted if only in (r.key, r.label, r.slug, r.email, r.slack)]
     return [build_report(config, run, recipient, now, sections) for recipient in wanted]

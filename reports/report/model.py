@@ -28,6 +28,7 @@ class Recipient:
     email: str | None = None
     slack: str | None = None
     entities: tuple[str, ...] | None = None
+    folder: str = ""  # set where two recipients' names would make the same folder
 
     def contact(self, channel: str) -> str | None:
         """Where this recipient is reached on `channel` (from the entity query's owner columns)."""
@@ -35,8 +36,11 @@ class Recipient:
 
     @property
     def slug(self) -> str:
-        text = "".join(c if c.isalnum() else "-" for c in self.key.lower()).strip("-")
-        return "-".join(part for part in text.split("-") if part) or "all"
+        """The recipient's folder and file-name part: from their name, short and safe."""
+        if self.folder:
+            return self.folder
+        text = "".join(c if c.isascii() and c.isalnum() else "-" for c in self.label.lower())
+        return "-".join(part for part in text.split("-") if part)[:60].strip("-") or "recipient"
 
 
 EVERYONE = Recipient("all", "Everyone")

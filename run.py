@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
     )
     from reports import commands  # after parsing, so `--help` stays fast
+    from reports.logs import guard
+
+    for handler in logging.getLogger().handlers:
+        guard(handler)
 
     try:
         if args.command == "validate":

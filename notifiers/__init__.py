@@ -23,7 +23,8 @@ from reports.config.base import fail, one_key_union
 from reports.errors import HeraldError
 from reports.registry import Registry
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One address, nothing else: no display name, no list, no CR/LF (a header injection).
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,11 @@ def safe_name(text: str) -> str:
 
 
 def is_email_address(value: str) -> bool:
-    return bool(_EMAIL.match(value))
+    return bool(_EMAIL.fullmatch(value))
 
 
 def _email_address(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
         raise fail(f"'{value}' is not an email address", "write it as name@example.com")
     return value
 

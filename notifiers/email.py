@@ -24,6 +24,7 @@ from notifiers import (
     safe_name,
 )
 from reports.config.base import HeraldModel
+from reports.logs import remember
 
 
 class EmailTarget(HeraldModel):
@@ -88,6 +89,7 @@ class EmailNotifier(Notifier):
 
     def __init__(self, settings: EmailSettings) -> None:
         self.config = settings
+        remember(settings.password)
 
     @classmethod
     def routes(cls, entry: EmailTarget) -> list[Route]:

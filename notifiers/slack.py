@@ -8,6 +8,7 @@ at most one message a second to a channel.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Literal
@@ -20,6 +21,7 @@ from slack_sdk.webhook import WebhookClient
 
 from notifiers import DeliveryError, Message, Notifier, Route, register, safe_name
 from reports.config.base import HeraldModel, fail
+from reports.logs import remember
 
 # Slack's error codes, in words, with the fix; anything not listed is reported as Slack gave it.
 ERRORS = {
@@ -79,6 +81,7 @@ class SlackNotifier(Notifier):
 
     def __init__(self, settings: SlackSettings) -> None:
         self.config = settings
+        remember(settings.token)
         self.client = WebClient(
             token=settings.token, base_url=settings.base_url, timeout=int(settings.timeout)
         )
@@ -102,11 +105,13 @@ class SlackNotifier(Notifier):
             return [Route(owner=True)]
         if entry.channel:
             return [Route(entry.channel, entry.channel)]
+        remember(entry.webhook)
         return [Route("webhook", entry.webhook or "")]  # the URL is a secret: never its label
 
     @classmethod
     def accepts(cls, address: str) -> bool:
-        return address.startswith(("#", "@"))
+        """A #channel or @handle, or a user or channel ID; never a URL (webhooks come only from config)."""
+        return bool(_ADDRESS.fullmatch(address))
 
     @classmethod
     def as_files(cls, message: Message, address: str, settings: SlackSettings | None) -> dict[str, bytes]:
@@ -187,9 +192,14 @@ class SlackNotifier(Notifier):
         return found
 
     def _webhook(self, message: Message, url: str) -> str:
-        response = WebhookClient(url, timeout=int(self.config.timeout)).send(
-            text=message.summary or message.subject, blocks=message.blocks
-        )
+        try:
+            response = WebhookClient(url, timeout=int(self.config.timeout)).send(
+                text=message.summary or message.subject, blocks=message.blocks
+            )
+        except (OSError, SlackClientError) as exc:  # never the URL in the message: it is a secret
+            raise DeliveryError(
+                f"cannot reach the Slack webhook: {type(exc).__name__}", "check the network", transient=True
+            ) from None
         if response.status_code == 200:
             return "webhook"
         transient = response.status_code == 429 or response.status_code >= 500
@@ -198,6 +208,9 @@ class SlackNotifier(Notifier):
             "Slack had a problem" if transient else "check the webhook URL",
             transient=transient,
         )
+
+
+_ADDRESS = re.compile(r"[#@][\w.\-]{1,80}|[UWCGD][A-Z0-9]{6,20}")
 
 
 def _api_error(code: str, target: str) -> DeliveryError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from datetime import date, datetime
@@ -92,6 +93,7 @@ def run(
     as_of = as_of or default_as_of(config.timezone)
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)
+    check_out(out)
     sources = Sources(config)
     env, store = environment(config.templates_dir), Store(config.path(config.store))
     outcomes = []
@@ -140,6 +142,7 @@ def backfill(config_path: Path, job: str, start: date, end: date, out: Path, del
         raise UsageError(f"--from {start} is after --to {end}", "swap them")
     config = load_config(config_path)
     check_jobs(config, [job])
+    check_out(out)
     days, clock = [], job_clock(config, job, end)
     while clock.as_of >= start:
         days.append(clock.as_of)
@@ -167,6 +170,21 @@ def backfill(config_path: Path, job: str, start: date, end: date, out: Path, del
     finally:
         sources.close()
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def check_out(out: Path) -> None:
+    """`--out` must be a folder Herald can write (made if missing)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder", "pass a folder for the reports")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".herald-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write to --out {out}: {exc.strerror or exc}", "pass a folder you can write"
+        ) from None
 
 
 def _deliveries(outcome: JobOutcome) -> list[dict]:
@@ -272,7 +290,7 @@ def preview(config_path: Path, job: str, as_of: date | None, recipient: str | No
     folder = out / "preview" / job
     rendered = render_run(config, job_run, folder, recipient=recipient)
     if recipient is not None and not rendered:
-        keys = ", ".join(r.key for r in recipients(config, job_run)) or "none (the job is not scoped)"
+        keys = ", ".join(r.label for r in recipients(config, job_run)) or "none (the job is not scoped)"
         raise UsageError(
             f"no recipient '{recipient}' in job '{job}' with anything to show", f"use one of: {keys}"
         )

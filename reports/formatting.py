@@ -11,12 +11,12 @@ MISSING = "—"
 
 
 def as_number(value: object) -> float | None:
-    """A float, or None for anything missing (None, NaN, pandas NA) or not a number."""
+    """A float, or None for anything missing (None, NaN, pandas NA), infinite or not a number."""
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return None if math.isnan(number) else number
+    return number if math.isfinite(number) else None
 
 
 def is_missing(value: float | None) -> bool:
@@ -103,3 +103,10 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
         return "  ".join(padded).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def clip(text: object, limit: int = 80) -> str:
+    """Text from the warehouse cut to fit its place, with an ellipsis: a 10,000-character name
+    must not push a page's alerts off it. The workbook keeps the full text."""
+    value = "" if text is None else str(text)
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"

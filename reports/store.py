@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from reports.errors import HeraldError
+
 VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -64,6 +66,35 @@ ADDED = {
     "deliveries": ["address TEXT", "message TEXT", "alerts TEXT"],
 }
 DONE = ("sent", "filed")  # a delivery in one of these states is never sent again on its own
+
+
+class StoreError(HeraldError):
+    """The store cannot be read or written: the disk is full, the file is not a store..."""
+
+
+@contextmanager
+def _faults(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _fault(path, exc) from None
+    except OSError as exc:
+        raise StoreError(
+            f"the store {path} cannot be written: {exc.strerror or exc}",
+            "free disk space, fix its folder's permissions, or set `store:` to another file",
+        ) from None
+
+
+def _fault(path: Path, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return StoreError(
+            f"{path} is not a Herald store ({text})", "move the file away, or set `store:` to another file"
+        )
+    return StoreError(
+        f"the store {path} cannot be used: {text}",
+        "free disk space or fix the file's permissions; nothing was sent that it did not record",
+    )
 
 
 def process_id() -> str:
@@ -148,9 +179,13 @@ DELIVERY_COLUMNS = (
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.messages = path.with_name(path.name + ".messages")  # rendered messages, by content
+        with _faults(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._make()
+
+    def _make(self) -> None:
         with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version >= VERSION:
@@ -173,17 +208,22 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One transaction; BEGIN IMMEDIATE so a read-then-write (a claim) is atomic between processes."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        with _faults(self.path):
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
+                with _faults(self.path):
+                    yield db
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            with _faults(self.path):
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _fault(self.path, exc) from None
         finally:
             db.close()
 
@@ -329,6 +369,10 @@ class Store:
 
     def keep_message(self, content_hash: str, data: bytes) -> str:
         """Write a rendered message durably (fsynced, then renamed into place); returns its file."""
+        with _faults(self.messages):
+            return self._keep(content_hash, data)
+
+    def _keep(self, content_hash: str, data: bytes) -> str:
         self.messages.mkdir(parents=True, exist_ok=True)
         path = self.messages / f"{content_hash}.json"
         if not path.exists():

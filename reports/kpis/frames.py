@@ -85,6 +85,7 @@ class KpiData:
     frame: pd.DataFrame  # entity (str), day (datetime64), value[, numerator, denominator]
     newest: datetime | None  # when the newest row's period ended, in the config's time zone
     window: Period
+    infinite: int = 0  # values the query returned as ±infinity, kept as missing
 
     @property
     def how(self) -> str:
@@ -186,12 +187,24 @@ def load_kpi(
     except HeraldError as exc:
         raise KpiError(name, exc.message, exc.hint) from None
     frame = _check_shape(name, config, raw)
+    frame, infinite = _finite(frame)
     if config.grain == "hour":
         frame, newest = _hours_to_days(frame, config, clock.tz)
     else:
         newest = clock.midnight(frame["day"].max().date() + timedelta(days=1)) if len(frame) else None
     frame = frame[(frame["day"] >= _ts(window.start)) & (frame["day"] <= _ts(window.end))]
-    return KpiData(name, config, frame.reset_index(drop=True), newest, window)
+    return KpiData(name, config, frame.reset_index(drop=True), newest, window, infinite)
+
+
+def _finite(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Infinite measures (a division by zero upstream) are missing values, never figures."""
+    measures = [c for c in MEASURES if c in frame]
+    numbers = frame[measures].apply(pd.to_numeric, errors="coerce")
+    infinite = numbers.isin([float("inf"), float("-inf")])
+    count = int(infinite.to_numpy().sum())
+    if count:
+        frame = frame.assign(**{c: numbers[c].mask(infinite[c]) for c in measures})
+    return frame, count
 
 
 def _check_shape(name: str, config: KpiConfig, raw: pd.DataFrame) -> pd.DataFrame:

@@ -148,6 +148,11 @@ def compute_job(
         except HeraldError as exc:
             log.warning("%s", exc)
             run.failures.append(str(exc))
+    for name, kpi in run.kpis.items():
+        if kpi.infinite:
+            run.notes.append(
+                f"KPI '{name}': {kpi.infinite} infinite value(s) from the warehouse were treated as missing"
+            )
     refuse_no_data(run)
     run.late = [name for name, kpi in run.kpis.items() if kpi.is_late(clock)]
     judged = {rule.kpi for rule in rules if rule.when.judges_freshness}

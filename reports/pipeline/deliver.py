@@ -25,6 +25,7 @@ from notifiers.outbox import OutboxNotifier
 from reports.config.models import DeliveryPolicy, HeraldConfig
 from reports.pipeline.compute import JobRun
 from reports.render.outputs import Rendered
+from reports.render.templates import TemplateError
 from reports.report.model import EVERYONE
 from reports.store import Planned, Store
 
@@ -38,6 +39,7 @@ class Delivery:
     address: str  # what the notifier sends to
     message: Message
     alerts: tuple[int, ...] = ()  # the alerts it tells of, so a resolve can reply in its thread
+    refused: str | None = None  # why it cannot be sent at all: an owner address in the data is not one
 
     @property
     def content_hash(self) -> str:
@@ -94,8 +96,15 @@ def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = N
     body = rendered.email
     assert body is not None, "render_run renders every report's email body"
     if subject is not None:  # a subject line is plain text: nothing in it is HTML-escaped
-        template = env.overlay(autoescape=False).from_string(subject)
-        subject = template.render(report=rendered.report, period=rendered.report.period).strip()
+        try:
+            template = env.overlay(autoescape=False).from_string(subject)
+            subject = template.render(report=rendered.report, period=rendered.report.period).strip()
+        except jinja2.TemplateError as exc:
+            raise TemplateError(
+                f"the email subject {subject!r} cannot be rendered: {exc}",
+                "a subject may use {{ report.title }}, {{ period.start }} and the report's other fields",
+            ) from None
+        subject = " ".join(subject.split())  # one line: a newline in a header would start another
     return Message(
         subject or body.subject,
         body.text,
@@ -123,11 +132,23 @@ def plan(config: HeraldConfig, results: list[Rendered], env: jinja2.Environment)
                     address = rendered.report.recipient.contact(channel)
                     if address:
                         message = compose(rendered, env, route.subject)
-                        planned.append(Delivery(channel, address, address, message, _alerts(rendered)))
+                        delivery = Delivery(channel, _shown(address), address, message, _alerts(rendered))
+                        if not NOTIFIERS[channel].accepts(address):
+                            delivery.refused = (
+                                f"{rendered.report.recipient.label}'s {channel} address in the warehouse "
+                                f"is not one ({_shown(address)}) — fix it in the data the entity query reads"
+                            )
+                        planned.append(delivery)
             elif everyone is not None:
                 message = compose(everyone, env, route.subject)
                 planned.append(Delivery(channel, route.label, route.address, message, _alerts(everyone)))
     return planned
+
+
+def _shown(address: str) -> str:
+    """An address from the data as the log shows it: control characters visible, length capped."""
+    text = address.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _alerts(rendered: Rendered) -> tuple[int, ...]:
@@ -201,7 +222,10 @@ def record(
     for delivery, result in zip(
         deliveries, store.add_deliveries(run_id, job, as_of, planned, resend, filing), strict=True
     ):
-        if isinstance(result, int):
+        if isinstance(result, int) and delivery.refused:  # recorded as failed, never tried
+            store.update_delivery(result, "failed", attempts=0, error=delivery.refused)
+            skipped.append(Outcome(delivery, "failed", 0, error=delivery.refused))
+        elif isinstance(result, int):
             pending.append((result, delivery))
         else:
             verb = "already " + result.status if result.status in ("sent", "filed") else "being sent by"
@@ -222,6 +246,22 @@ def unsent(
         if message is not None and row.address is not None:
             found.append((row.id, Delivery(row.channel, row.recipient, row.address, message)))
     return found
+
+
+def _send(channel: Notifier, delivery: Delivery) -> str:
+    """Send, turning any other fault into a permanent delivery failure: a delivery ends sent or
+    failed, never left pending by an exception."""
+    try:
+        return channel.send(delivery.message, delivery.address)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        log.debug("%s to %s", delivery.channel, delivery.recipient, exc_info=True)
+        raise DeliveryError(
+            f"{delivery.channel} could not send it: {type(exc).__name__}: {str(exc)[:200]}",
+            "see `run.py -v` for the details",
+            transient=False,
+        ) from None
 
 
 class Interrupted(Exception):
@@ -248,7 +288,7 @@ def deliver(
                 raise Interrupted
             channel = channels[delivery.channel]
             try:
-                provider_id = channel.send(delivery.message, delivery.address)
+                provider_id = _send(channel, delivery)
             except DeliveryError as exc:
                 last = attempt == policy.attempts or not exc.transient
                 gave_up = last and exc.transient

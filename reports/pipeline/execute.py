@@ -139,6 +139,12 @@ def execute(
     except HeraldError as exc:
         log.warning("job %s: %s", job, exc)
         outcome.error = str(exc)
+    except OSError as exc:  # the machine: a full disk, a folder that cannot be written
+        where = exc.filename or out
+        outcome.error = (
+            f"cannot write {where}: {exc.strerror or exc} — free disk space or choose another --out"
+        )
+        log.warning("job %s: %s", job, outcome.error)
     except BaseException:  # stopping (Interrupted) or a fault: the run stays recorded as unfinished
         if owned:
             _close(channels)

@@ -46,6 +46,7 @@ STYLE = {
     "xtick.color": INK,
     "ytick.color": INK,
     "svg.hashsalt": "herald",
+    "text.parse_math": False,  # names from the warehouse are text: "$x$" is not a formula
 }
 
 
@@ -126,6 +127,7 @@ def _draw_movers(title: str, unit: str, names: list[str], changes: list) -> Figu
     figure, ax = plt.subplots(figsize=(3.6, 0.3 + 0.22 * max(len(names), 1)))
     colours = [GOOD if c >= 0 else BAD for c in changes]
     ax.barh(range(len(names)), changes, color=colours, height=0.6)
+    names = ["".join(c for c in n if c.isprintable()) for n in names]  # no control characters
     ax.set_yticks(range(len(names)), [n if len(n) <= 28 else n[:27] + "…" for n in names])
     ax.invert_yaxis()
     ax.axvline(0, color=INK, linewidth=0.6)

@@ -11,7 +11,7 @@ from itertools import groupby
 from typing import Any
 
 from reports.findings import Finding
-from reports.formatting import format_span, format_through
+from reports.formatting import clip, format_span, format_through
 from reports.report.model import Report
 
 MAX_BLOCKS = 50
@@ -66,7 +66,11 @@ def slack_message(report: Report) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:MAX_HEADER]}}
     ]
-    who = f"For *{escape(report.recipient.label)}* · " if report.recipient.entities is not None else ""
+    who = (
+        f"For *{escape(clip(report.recipient.label, 80))}* · "
+        if report.recipient.entities is not None
+        else ""
+    )
     open_alerts = [f for f in report.findings if f.status != "resolved"]
     accounts = len({f.entity for f in open_alerts if f.entity})
     blocks.append(
@@ -87,7 +91,7 @@ def slack_message(report: Report) -> dict[str, Any]:
         for rule, items in storms.items():
             line = (
                 f"*{escape(rule)}* fired for {len(items)} {escape(report.entity_label.lower())}s at once"
-                f"{_marker(items[0])}: {escape(items[0].message)} and more like it; "
+                f"{_marker(items[0])}: {escape(clip(items[0].message, 500))} and more like it; "
                 "the full list is in the archived report."
             )
             body.append((_section(line[:MAX_SECTION]), len(items)))
@@ -96,13 +100,15 @@ def slack_message(report: Report) -> dict[str, Any]:
         )
         for _, group in groupby(ordered, key=lambda f: f.entity):
             items = list(group)
-            owner = f" · {escape(items[0].owner)}" if channel and items[0].owner else ""
-            title = f"*{escape(items[0].entity_name)}*{owner}"
-            lines = [f"• {escape(f.message)}{_marker(f)}" for f in items]
+            owner = f" · {escape(clip(items[0].owner, 80))}" if channel and items[0].owner else ""
+            title = f"*{escape(clip(items[0].entity_name, 150))}*{owner}"
+            lines = [f"• {escape(clip(f.message, 500))}{_marker(f)}" for f in items]
             for index, text in enumerate(_chunks(title, lines)):
                 body.append((_section(text), len(items) if index == 0 else 0))
     if report.resolved:
-        lines = [f"• *{escape(f.entity_name)}*: {escape(f.message)}" for f in report.resolved]
+        lines = [
+            f"• *{escape(clip(f.entity_name, 150))}*: {escape(clip(f.message, 500))}" for f in report.resolved
+        ]
         for index, text in enumerate(
             _chunks(f"*:white_check_mark: Resolved ({len(report.resolved)})*", lines)
         ):

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from reports.errors import HeraldError
 from reports.formatting import (
+    clip,
     format_change,
     format_change_pct,
     format_duration,
@@ -60,7 +62,9 @@ def charts(env: jinja2.Environment) -> Charts:
 def environment(user_dir: Path | None = None) -> jinja2.Environment:
     loaders = [jinja2.FileSystemLoader(str(user_dir))] if user_dir else []
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN)))
-    env = jinja2.Environment(
+    # Sandboxed: a template (Herald's, the user's, or a subject line in config.yaml) reads the
+    # report it is given and nothing else: no attributes that lead to Python's internals.
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
         undefined=jinja2.StrictUndefined,
@@ -77,6 +81,7 @@ def environment(user_dir: Path | None = None) -> jinja2.Environment:
         data_uri=_data_uri,
         through=format_through,
         standing=_standing,
+        clip=clip,
         span=lambda period: format_span(period.start, period.end),
     )
     from reports.render.charts import Charts  # matplotlib loads when a template first draws, not before
@@ -99,6 +104,10 @@ def render(env: jinja2.Environment, name: str, **context: Any) -> str:
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(
             f"template {exc.name} not found", f"add it to {BUILTIN} or the config's templates folder"
+        ) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(
+            f"template {_template_line(exc)}: {exc}", "templates may only read the report's own fields"
         ) from None
     except jinja2.UndefinedError as exc:
         where = _template_line(exc)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from reports.config.load import load_config
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
+from reports.logs import guard
 from reports.pipeline.compute import late_feeds
 from reports.pipeline.deliver import Interrupted, channels_for, unsent
 from reports.pipeline.execute import JobOutcome, execute, finish, send_recorded
@@ -65,6 +66,8 @@ class Server:
                 self.tick()
             except Interrupted:
                 break
+            except HeraldError as exc:  # the store or the disk: say so, and try again later
+                log.error("cannot work: %s", exc, extra={"event": "error"})
             if self.stop.is_set():
                 break
             config = self.config()
@@ -131,7 +134,10 @@ class Server:
             raise
         except Exception as exc:  # a fault in Herald itself: this run fails, the scheduler goes on
             log.exception("run %s failed: internal error", run.id, extra={"event": "run_failed", **context})
-            store.finish_run(run.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            try:
+                store.finish_run(run.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            except HeraldError as again:
+                log.error("run %s could not be recorded as failed: %s", run.id, again, extra=context)
             return
         finally:
             beat.set()
@@ -348,7 +354,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(fmt: str, verbose: bool = False) -> None:
-    handler = logging.StreamHandler()
+    handler = guard(logging.StreamHandler())
     handler.setFormatter(JsonFormatter() if fmt == "json" else LineFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

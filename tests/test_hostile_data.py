@@ -247,3 +247,62 @@ def test_a_full_disk_for_the_store_is_said_plainly(herald, tmp_path, demo_db, sm
     assert "free disk space" in result.err
     (small_disk / "filler").unlink()  # space again: the store opens, and no run is left running
     assert all(r.status != "running" for r in Store(small_disk / "herald.sqlite").runs())
+
+
+def test_templates_and_subjects_cannot_reach_past_the_report(herald, tmp_path, demo_db):
+    def sneaky_subject(data: dict) -> None:
+        data["reports"]["executive_weekly"]["deliver"] = [
+            {"email": {"to": ["ceo@example.com"], "subject": "{{ cycler.__init__.__globals__.os.environ }}"}}
+        ]
+
+    config = demo_folder(tmp_path / "cfg", demo_db, sneaky_subject)
+    result = herald("run", "executive_weekly", "--as-of", "2026-11-22", "--config", config)
+    assert result.code == 1 and "the email subject" in result.err and "cannot be rendered" in result.err
+    assert "PATH" not in result.err + result.out
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "executive.html").write_text("{{ report.__class__.__init__.__globals__ }}")
+    config = demo_folder(tmp_path / "cfg2", demo_db, lambda data: data.update(templates=str(templates)))
+    result = herald("preview", "executive_weekly", "--as-of", "2026-11-22", "--config", config)
+    assert result.code == 1 and "templates may only read the report's own fields" in result.err
+
+
+def test_secrets_never_reach_the_log_even_verbose(herald, tmp_path, demo_db, caplog, monkeypatch):
+    from tests.servers import SLACK_TOKEN, slack_server
+
+    caplog.set_level("DEBUG")
+    with slack_server() as (workspace, base):
+        hook = f"{base}/webhook?T0SECRET/B0SECRET/abcdefSECRET"
+        monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", hook)
+
+        def webhook(data: dict) -> None:
+            data["channels"] = {"slack": {"token": "${SLACK_BOT_TOKEN}", "base_url": f"{base}/api/"}}
+            data["delivery"] = {"attempts": 2, "backoff_seconds": 0.01}
+            data["reports"]["cs_daily_alerts"]["deliver"] = [{"slack": {"webhook": "${SLACK_WEBHOOK_URL}"}}]
+
+        config = demo_folder(tmp_path / "cfg", demo_db, webhook)
+        result = herald("run", "cs_daily_alerts", "--as-of", "2026-11-22", "-v", "--config", config)
+        assert result.code == 0, result.err
+        assert workspace.webhook_posts
+    logged = caplog.text + result.out + result.err
+    assert "SECRET" not in logged and SLACK_TOKEN not in logged
+    assert "[secret]" in caplog.text  # slack_sdk did log the request: masked
+
+
+def test_an_unreachable_webhook_is_retried_then_fails_plainly(herald, tmp_path, demo_db, monkeypatch):
+    from tests.servers import SLACK_TOKEN, free_port
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/hook/SECRET")
+
+    def webhook(data: dict) -> None:
+        data["channels"] = {"slack": {"token": "${SLACK_BOT_TOKEN}", "retries": 0, "timeout": 2}}
+        data["delivery"] = {"attempts": 2, "backoff_seconds": 0.01}
+        data["reports"]["cs_daily_alerts"]["deliver"] = [{"slack": {"webhook": "${SLACK_WEBHOOK_URL}"}}]
+        data["reports"]["cs_daily_alerts"]["owners"] = []
+
+    config = demo_folder(tmp_path / "cfg", demo_db, webhook)
+    result = herald("run", "cs_daily_alerts", "--as-of", "2026-11-22", "--config", config)
+    assert result.code == 1 and "FAILED: slack to webhook: cannot reach the Slack webhook" in result.out
+    assert "gave up after 2 tries" in result.out and "SECRET" not in result.out + result.err

@@ -10,6 +10,7 @@ rows grow, and continues on further sheets past Excel's row limit.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
@@ -269,7 +270,8 @@ def _pivot(book: xlsxwriter.Workbook, styles: Styles, report: Report, rollup: An
             pct = values[(kpi, "change_pct")]
             row += [values[(kpi, "value")], values[(kpi, "previous")], None if pd.isna(pct) else pct / 100]
         rows.append(row)
-    _rows(book, styles, f"By {rollup.dimension}"[:31], headers, rows, formats)
+    name = re.sub(r"[\[\]:*?/\\']", "-", f"By {rollup.dimension}")[:31]  # Excel's limits on sheet names
+    _rows(book, styles, name, headers, rows, formats)
 
 
 def _alerts(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:

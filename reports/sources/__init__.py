@@ -2,7 +2,8 @@
 
 A source knows SQL and connections, nothing of rules, reports or channels. KPI SQL
 names its parameters `@start`, `@end`, `@as_of` and `@entities`; each source binds
-them in its own driver's style, never by formatting values into the text.
+them in its own driver's style, never by formatting values into the text. SQL comes from config,
+which is untrusted: a query runs only if it is exactly one SELECT statement, checked before it runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 from reports.config.base import HeraldModel
 from reports.errors import SourceError
 from reports.registry import Registry
+from reports.sources.statements import LEXICONS, STANDARD, only_select
 
 # Strings, quoted identifiers and comments are copied as they are; `@name` outside them is a parameter.
 _TOKENS = re.compile(
@@ -68,14 +70,22 @@ class Source(ABC):
         """The SQL dialect, which picks a KPI's per-dialect SQL (`sql: {duckdb: ..., bigquery: ...}`)."""
         return self.type_name
 
+    def one_select(self, sql: str) -> str:
+        """The query's one SELECT statement, ready to run; SourceError, before anything runs, when
+        `sql` holds more than one statement or one that is not a SELECT. Config is untrusted."""
+        return only_select(sql, LEXICONS.get(self.dialect, STANDARD))
+
     def check(self, sql: str, params: Mapping[str, Any]) -> SourceCheck:
         """Plan the query without reading data: its columns, and bytes it would scan where known."""
+        sql = self.one_select(sql)
         used = parameters_in(sql)
-        frame = self._run(f"SELECT * FROM ({sql}) AS herald_check LIMIT 0", {n: params[n] for n in used})
+        # On lines of their own, so a closing `-- comment` cannot swallow the wrapper's end.
+        frame = self._run(f"SELECT * FROM (\n{sql}\n) AS herald_check LIMIT 0", {n: params[n] for n in used})
         return SourceCheck([str(c) for c in frame.columns], None)
 
     def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
-        """Run `sql` with the parameters it names bound from `params`."""
+        """Run `sql`, exactly one SELECT statement, with the parameters it names bound from `params`."""
+        sql = self.one_select(sql)
         used = parameters_in(sql)
         missing = [name for name in used if name not in params]
         if missing:

@@ -3,6 +3,9 @@ estimates, job labels for cost attribution, retries and timeouts.
 
 Credentials come from a service-account file named by an environment variable, or from
 Application Default Credentials. `api_endpoint` with `anonymous: true` points at an emulator.
+
+Every query is split locally first, then dry-run: only a dry run whose statement type is SELECT
+goes on to run, so scripts, DML and DDL are refused before BigQuery executes anything.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import Field
 
 from reports.errors import SourceError
 from reports.sources import Source, SourceCheck, SourceConfig, parameters_in, register
+from reports.sources.statements import not_a_select, several_statements
 
 
 class BigQueryConfig(SourceConfig):
@@ -134,8 +138,8 @@ class BigQuerySource(Source):
     def _run(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
         client = self._connect()
         limit = self.config.maximum_bytes_billed
-        # A free dry run first, so an expensive query is refused before it is billed.
-        estimate = self._estimate(sql, params) if limit is not None else None
+        # A free dry run first: only a SELECT goes on, and an expensive query is refused before it is billed.
+        estimate = self._dry_run(sql, params).total_bytes_processed
         if limit is not None and estimate is not None and estimate > limit:
             raise SourceError(
                 f"the query would scan {estimate:,} bytes, over maximum_bytes_billed ({limit:,})",
@@ -150,23 +154,25 @@ class BigQuerySource(Source):
         except Exception as exc:
             raise _error(exc) from None
 
-    def _estimate(self, sql: str, params: dict[str, Any]) -> int | None:
+    def _dry_run(self, sql: str, params: dict[str, Any]) -> Any:
+        """Plan the query without running it; SourceError unless BigQuery reads it as one SELECT."""
         try:
             job = self._connect().query(
                 sql, job_config=self._job_config(params, dry_run=True, use_query_cache=False)
             )
         except Exception as exc:
             raise _error(exc) from None
-        return int(job.total_bytes_processed) if job.total_bytes_processed is not None else None
+        kind = job.statement_type
+        if kind == "SCRIPT":
+            raise several_statements("BigQuery reads the SQL as a script of several statements")
+        # BigQuery always names the type; a stand-in server that does not leaves the local split as the guard.
+        if kind is not None and kind != "SELECT":
+            raise not_a_select(kind)
+        return job
 
     def check(self, sql: str, params: Any) -> SourceCheck:
-        used = {n: params[n] for n in parameters_in(sql)}
-        try:
-            job = self._connect().query(
-                sql, job_config=self._job_config(used, dry_run=True, use_query_cache=False)
-            )
-        except Exception as exc:
-            raise _error(exc) from None
+        sql = self.one_select(sql)
+        job = self._dry_run(sql, {n: params[n] for n in parameters_in(sql)})
         columns = [field.name for field in (job.schema or [])]
         return SourceCheck(columns, int(job.total_bytes_processed or 0))
 

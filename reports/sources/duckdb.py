@@ -1,7 +1,12 @@
-"""The embedded warehouse: a DuckDB file, opened read-only."""
+"""The embedded warehouse: a DuckDB file, opened read-only.
+
+Read-only stops writes to the file, not a `COPY ... TO` another file, so DuckDB's own parser also
+checks that each query is one SELECT, and only that parsed statement runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,13 +15,40 @@ import pandas as pd
 from pydantic import Field
 
 from reports.errors import SourceError
-from reports.sources import Source, SourceConfig, bind_style, register
+from reports.sources import Source, SourceCheck, SourceConfig, bind_style, parameters_in, register
+from reports.sources.statements import ONE_SELECT, not_a_select, require_one
 
 
 class DuckDBConfig(SourceConfig):
     type: Literal["duckdb"] = Field(description="`duckdb`: an embedded DuckDB file.")
     path: Path = Field(description="The DuckDB file, relative to config.yaml.")
     threads: int | None = Field(None, ge=1, description="Threads DuckDB may use; all cores when unset.")
+
+
+def _bound(sql: str) -> str:
+    return bind_style(sql, lambda name: f"${name}")
+
+
+def _sql_error(exc: duckdb.Error) -> SourceError:
+    return SourceError(str(exc).strip().splitlines()[0], "fix the SQL and run `validate` again")
+
+
+def _statement(sql: str) -> duckdb.Statement:
+    """The one SELECT statement in `sql`, as DuckDB parses it; SourceError for anything else."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise _sql_error(exc) from None
+    if len(statements) > 1 and not statements[1].query:
+        # DuckDB itself expanded one statement into several; say which and how to avoid it.
+        raise SourceError(
+            f"DuckDB runs this query as {len(statements)} statements, as it does a PIVOT without an IN list",
+            f"{ONE_SELECT}; name the PIVOT's values: PIVOT ... ON column IN ('a', 'b') USING ...",
+        )
+    require_one([s.query.strip() for s in statements])
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise not_a_select(statements[0].type.name)
+    return statements[0]
 
 
 @register
@@ -47,14 +79,24 @@ class DuckDBSource(Source):
                 ) from None
         return self._connection
 
+    def one_select(self, sql: str) -> str:
+        _statement(_bound(sql))
+        return sql
+
+    def check(self, sql: str, params: Mapping[str, Any]) -> SourceCheck:
+        # DESCRIBE plans the query without reading data and, unlike a wrapping sub-query, accepts
+        # the statement's own closing `;`.
+        sql = self.one_select(sql)
+        frame = self._run(f"DESCRIBE {sql}", {n: params[n] for n in parameters_in(sql)})
+        return SourceCheck([str(c) for c in frame["column_name"]], None)
+
     def _run(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+        statement = _statement(_bound(sql))  # run the parsed statement, so nothing after it can
         connection = self._connect()
         try:
-            return connection.execute(bind_style(sql, lambda name: f"${name}"), params).df()
+            return connection.execute(statement, params).df()
         except duckdb.Error as exc:
-            raise SourceError(
-                str(exc).strip().splitlines()[0], "fix the SQL and run `validate` again"
-            ) from None
+            raise _sql_error(exc) from None
 
     def close(self) -> None:
         if self._connection is not None:

@@ -1,4 +1,8 @@
-"""Any SQL database SQLAlchemy reaches (PostgreSQL tested): bound parameters, a pool, a timeout."""
+"""Any SQL database SQLAlchemy reaches (PostgreSQL tested): bound parameters, a pool, a timeout.
+
+Each query is one SELECT (split with the dialect's quoting rules before it runs) inside a read-only
+transaction on PostgreSQL; on other databases, give Herald a user that can only read.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from reports.errors import SourceError
 from reports.sources import Source, SourceConfig, bind_style, register
+
+# Said first in each query's transaction (which is never committed), so the database itself
+# refuses any write, whatever the SQL does.
+READ_ONLY = {"postgresql": "SET TRANSACTION READ ONLY"}
 
 
 class SqlConfig(SourceConfig):
@@ -63,6 +71,8 @@ class SqlSource(Source):
             statement = statement.bindparams(*lists)
         try:
             with self._connect().connect() as connection:
+                if self.dialect in READ_ONLY:
+                    connection.exec_driver_sql(READ_ONLY[self.dialect])
                 result = connection.execute(statement, params)
                 return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         except DBAPIError as exc:

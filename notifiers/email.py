@@ -43,7 +43,9 @@ class EmailDelivery(HeraldModel):
 
 class EmailSettings(HeraldModel):
     host: str = Field(description="SMTP server.")
-    port: int = Field(587, description="587 for STARTTLS, 465 for implicit TLS, 25 for a local relay.")
+    port: int = Field(
+        587, ge=1, le=65535, description="587 for STARTTLS, 465 for implicit TLS, 25 for a local relay."
+    )
     security: Literal["starttls", "tls", "none"] = Field(
         "starttls", description="How the connection is secured."
     )
@@ -51,10 +53,10 @@ class EmailSettings(HeraldModel):
     password: str | None = Field(None, description="AUTH password, from the environment: `${SMTP_PASSWORD}`.")
     sender: EmailAddress = Field(alias="from", description="The From address.")
     reply_to: EmailAddress | None = Field(None, description="Where replies go.")
-    timeout: float = Field(30, gt=0, description="Seconds to wait for the server.")
+    timeout: float = Field(30, gt=0, le=600, description="Seconds to wait for the server.")
     ca_file: Path | None = Field(None, description="CA bundle to verify the server's certificate against.")
     max_attachment_mb: float = Field(
-        10, gt=0, description="Larger files are linked from the archive instead."
+        10, gt=0, le=100, description="Larger files are linked from the archive instead."
     )
 
 

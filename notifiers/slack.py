@@ -68,9 +68,9 @@ class SlackDelivery(HeraldModel):
 class SlackSettings(HeraldModel):
     token: str | None = Field(None, description="Bot token, from the environment: `${SLACK_BOT_TOKEN}`.")
     base_url: str = Field("https://slack.com/api/", description="The Web API's address.")
-    timeout: float = Field(30, gt=0, description="Seconds to wait for Slack.")
+    timeout: float = Field(30, gt=0, le=600, description="Seconds to wait for Slack.")
     retries: int = Field(3, ge=0, le=10, description="Retries after a rate limit or a dropped connection.")
-    min_interval: float = Field(1.0, ge=0, description="Seconds between two messages to one channel.")
+    min_interval: float = Field(1.0, ge=0, le=60, description="Seconds between two messages to one channel.")
 
 
 @register

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from reports.config.base import echoable, quoted
 from reports.config.models import HeraldConfig
 from reports.config.yamlfile import Located
 from reports.config.yamlfile import load as load_yaml
@@ -30,7 +32,16 @@ _EXPECTED = {
     "bool_parsing": "true or false",
     "time_type": "a time such as '09:00'",
     "time_parsing": "a time such as '09:00'",
+    "path_type": "a path",
 }
+_BOUNDS = {
+    "less_than_equal": ("le", "at most {}", "use a smaller number"),
+    "less_than": ("lt", "less than {}", "use a smaller number"),
+    "greater_than_equal": ("ge", "at least {}", "use a larger number"),
+    "greater_than": ("gt", "more than {}", "use a larger number"),
+}
+_KINDS = {dict: "a mapping", list: "a list", type(None): "empty"}
+_QUOTED = re.compile(r"(?<!\w)'([^']*)'(?!\w)")
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> HeraldConfig:
@@ -60,18 +71,56 @@ def validate(located: Located, base_dir: Path) -> HeraldConfig:
         config = HeraldConfig.model_validate(located.data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            issues.extend(_issues_from(error, located))
+            if _resolve(located, error["loc"])[0] not in located.broken:  # already explained
+                issues.extend(_issues_from(error, located))
     issues.extend(check_references(located))
+    if config is not None and config.templates is not None:
+        issues.extend(_check_templates(located, config.templates, base_dir))
     if issues or config is None:
-        raise ConfigError(list(dict.fromkeys(issues)))
+        raise ConfigError(list(dict.fromkeys(_without_secrets(issues, located))))
     config._base_dir = base_dir
     return config
+
+
+def _check_templates(located: Located, written: Path, base_dir: Path) -> list[ConfigIssue]:
+    folder = base_dir / written  # an absolute `written` stays as it is
+    try:
+        exists, is_dir = folder.exists(), folder.is_dir()
+    except (OSError, ValueError):
+        exists = is_dir = False
+    if is_dir:
+        return []
+    shown = quoted(str(written)) or "the folder"
+    return [
+        located.issue(
+            ("templates",),
+            f"templates: {shown} is a file, not a folder" if exists else f"templates: {shown} does not exist",
+            "name a folder of templates (relative to the config's folder), or remove `templates:`",
+        )
+    ]
+
+
+def _without_secrets(issues: list[ConfigIssue], located: Located) -> list[ConfigIssue]:
+    """The last guard before printing: quoted text that may be a secret becomes 'the value', and
+    values taken from secret-looking environment variables vanish, whoever wrote the message."""
+
+    def safe(text: str) -> bool:
+        return echoable(text) and not any(secret in text for secret in located.secrets if secret)
+
+    def scrub(text: str) -> str:
+        text = _QUOTED.sub(lambda m: m[0] if safe(m[1]) else "the value", text)
+        for secret in located.secrets:
+            text = text.replace(secret, "…") if secret else text
+        return " ".join(text.split("\n"))
+
+    return [ConfigIssue(i.file, i.line, i.column, scrub(i.message), scrub(i.hint)) for i in issues]
 
 
 def _where(path: tuple) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = part if isinstance(part, int) or echoable(part) else "<…>"
+        text += f"[{name}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text or "the config"
 
 
@@ -86,9 +135,20 @@ def _resolve(located: Located, loc: tuple) -> tuple[tuple, bool]:
     return path, False
 
 
-def _closest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+def _closest(word: Any, choices: list[str]) -> str:
+    if not isinstance(word, str) or not echoable(word):
+        return ""
+    close = difflib.get_close_matches(word, [c for c in choices if echoable(c)], n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _not(value: Any) -> str:
+    """How an error names a wrong value: `, not 'x'`, `, not a list`, or nothing if it may be secret."""
+    kind = _KINDS.get(type(value))
+    if kind == "empty":
+        return ", but it is empty"
+    shown = kind or quoted(value)
+    return f", not {shown}" if shown else ""
 
 
 def _issues_from(error: dict[str, Any], located: Located) -> list[ConfigIssue]:
@@ -100,7 +160,7 @@ def _issues_from(error: dict[str, Any], located: Located) -> list[ConfigIssue]:
         return [
             located.issue(
                 (*path, key),
-                f"unknown key '{key}' in {where}",
+                f"unknown key {quoted(key) or '(not shown)'} in {where}",
                 f"{_closest(key, ctx['allowed'])}allowed keys: {allowed}",
                 key=True,
             )
@@ -117,7 +177,7 @@ def _issues_from(error: dict[str, Any], located: Located) -> list[ConfigIssue]:
         return [
             located.issue(
                 (*path, "type"),
-                f"unknown source type '{ctx['tag']}' in {where}",
+                f"unknown source type {quoted(ctx['tag']) or '(not shown)'} in {where}",
                 f"{_closest(ctx['tag'], tags.split(', '))}use one of: {tags}",
             )
         ]
@@ -135,16 +195,27 @@ def _issues_from(error: dict[str, Any], located: Located) -> list[ConfigIssue]:
         return [
             located.issue(
                 path,
-                f"{where}: '{value}' is not allowed",
+                f"{where}: {quoted(value) or 'the value'} is not allowed",
                 f"{_closest(value, choices)}use one of: {', '.join(choices)}",
             )
         ]
     if kind in _EXPECTED:
-        value = error.get("input")
-        shown = f"'{value}'" if isinstance(value, str | int | float) else type(value).__name__
+        shown = _not(error.get("input"))
         return [
             located.issue(
-                path, f"{where} must be {_EXPECTED[kind]}, not {shown}", "fix the value's type", key=on_key
+                path, f"{where} must be {_EXPECTED[kind]}{shown}", "fix the value's type", key=on_key
+            )
+        ]
+    if kind in _BOUNDS:
+        limit, words, hint = _BOUNDS[kind]
+        shown = _not(error.get("input"))
+        return [located.issue(path, f"{where} must be {words.format(quoted(ctx[limit]))}{shown}", hint)]
+    if kind == "finite_number":
+        return [
+            located.issue(
+                path,
+                f"{where} must be a finite number{_not(error.get('input'))}",
+                "infinity and NaN are not allowed; write a number such as 60",
             )
         ]
     return [located.issue(path, f"{where}: {error['msg']}", "", key=on_key)]
@@ -165,7 +236,7 @@ def check_references(located: Located) -> list[ConfigIssue]:
     def refer(path: tuple, value: Any, defined: dict | list, what: str, section_name: str) -> None:
         names = list(defined)
         if isinstance(value, str) and value not in names:
-            listed = ", ".join(map(str, names)) or "none yet"
+            listed = ", ".join(n for n in names if echoable(n)) or "none yet"
             issues.append(
                 located.issue(
                     path,
@@ -202,7 +273,8 @@ def check_references(located: Located) -> list[ConfigIssue]:
             )
         elif isinstance(name, str):
             rule_names[name] = index
-        when, kpi = rule.get("when"), kpis.get(rule.get("kpi"))
+        when = rule.get("when")
+        kpi = kpis.get(rule["kpi"]) if isinstance(rule.get("kpi"), str) else None
         judges = isinstance(when, dict) and any(
             k in CONDITIONS and CONDITIONS[k].judges_freshness for k in when
         )

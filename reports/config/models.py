@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, create_model, model_validator
 
@@ -17,6 +18,7 @@ from reports.config.types import (
     EveryPhrase,
     Name,
     RunCount,
+    TimeOfDay,
     TimeZoneName,
     Weekday,
 )
@@ -53,9 +55,34 @@ def _owner_address(value: Any) -> str:
 OwnerAddress = Annotated[str, BeforeValidator(_owner_address), WithJsonSchema({"type": "string"})]
 
 
+def _web_address(value: Any) -> str:
+    """An http(s) address without a user or password in it (it ends up in every email)."""
+    text = value if isinstance(value, str) else ""
+    try:
+        url = urlsplit(text)
+        host, credentials = url.hostname, url.username is not None or url.password is not None
+    except ValueError:
+        host, credentials = None, False
+    if not (text.startswith(("http://", "https://")) and host and text.isprintable() and " " not in text):
+        raise fail(
+            "only http:// and https:// addresses are allowed", "write e.g. https://reports.example.com/herald"
+        )
+    if credentials:
+        raise fail(
+            "the address must not hold a user name or password",
+            "publish the archive at a plain https:// address",
+        )
+    return text
+
+
+WebAddress = Annotated[
+    str, BeforeValidator(_web_address), WithJsonSchema({"type": "string", "format": "uri"})
+]
+
+
 class BusinessHours(HeraldModel):
-    start: time = Field(time(9), description="Local time the business day starts.")
-    end: time = Field(time(18), description="Local time it ends (exclusive).")
+    start: TimeOfDay = Field(time(9), description="Local time the business day starts.")
+    end: TimeOfDay = Field(time(18), description="Local time it ends (exclusive).")
     days: list[Weekday] = Field(list(WEEKDAYS[:5]), description="Business days.")
 
     def weekday_numbers(self) -> list[int]:
@@ -171,15 +198,15 @@ class Schedule(HeraldModel):
 
 class WaitForData(HeraldModel):
     every: Duration = Field(timedelta(minutes=10), description="How often to look again for the data.")
-    until: time = Field(description="The latest time of day (in the schedule's zone) to wait until.")
+    until: TimeOfDay = Field(description="The latest time of day (in the schedule's zone) to wait until.")
 
 
 class MuteWindow(HeraldModel):
     days: list[Weekday] = Field(list(WEEKDAYS), description="Days it applies on; every day when unset.")
-    start: time = Field(
+    start: TimeOfDay = Field(
         time(0, 0), alias="from", description="When it starts, e.g. '22:00' (schedule's zone)."
     )
-    until: time = Field(
+    until: TimeOfDay = Field(
         time(23, 59, 59), description="When it ends; before `from`, it runs on into the next day."
     )
 
@@ -219,7 +246,10 @@ class ReportConfig(HeraldModel):
     )
     escalate: Escalation | None = Field(None, description="Where a long-firing critical alert also goes.")
     group_over: int = Field(
-        10, ge=1, description="More entities than this for one rule: one line with the count in messages."
+        10,
+        ge=1,
+        le=10_000,
+        description="More entities than this for one rule: one line with the count in messages.",
     )
     page_size: Literal["A4", "Letter"] = Field("A4", description="Paper size of PDF reports.")
     top_movers: int = Field(5, ge=1, le=50, description="Entities listed as top risers and fallers.")
@@ -250,8 +280,10 @@ Channels = _channels_model()
 
 class DeliveryPolicy(HeraldModel):
     attempts: int = Field(4, ge=1, le=20, description="Tries per delivery before it is recorded as failed.")
-    backoff_seconds: float = Field(2.0, ge=0, description="Wait before the first retry; doubled each time.")
-    max_backoff_seconds: float = Field(60.0, ge=0, description="The longest wait between tries.")
+    backoff_seconds: float = Field(
+        2.0, ge=0, le=3600, description="Wait before the first retry; doubled each time."
+    )
+    max_backoff_seconds: float = Field(60.0, ge=0, le=3600, description="The longest wait between tries.")
 
 
 class HeraldConfig(HeraldModel):
@@ -273,7 +305,7 @@ class HeraldConfig(HeraldModel):
         default_factory=DeliveryPolicy, description="Retries of failed deliveries."
     )
     store: Path = Field(Path("data/herald.sqlite"), description="The SQLite file of runs and deliveries.")
-    archive_url: str | None = Field(
+    archive_url: WebAddress | None = Field(
         None, description="Where out/ is published; emails link files too large to attach from here."
     )
 

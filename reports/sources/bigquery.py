@@ -35,7 +35,7 @@ class BigQueryConfig(SourceConfig):
         "GOOGLE_APPLICATION_CREDENTIALS",
         description="Environment variable naming a service-account file; Application Default Credentials when unset.",
     )
-    timeout: float = Field(300, gt=0, description="Seconds to wait for a query.")
+    timeout: float = Field(300, gt=0, le=21600, description="Seconds to wait for a query.")
     api_endpoint: str | None = Field(None, description="Another API address, e.g. an emulator's.")
     anonymous: bool = Field(False, description="Send no credentials (emulators only).")
 

@@ -27,8 +27,8 @@ class SqlConfig(SourceConfig):
     type: Literal["sql"] = Field(description="`sql`: a database reached through SQLAlchemy.")
     url: str = Field(description="e.g. `postgresql+psycopg://herald:${PG_PASSWORD}@db:5432/analytics`.")
     pool_size: int = Field(2, ge=1, le=50, description="Connections kept open.")
-    statement_timeout: float = Field(300, gt=0, description="Seconds a query may run (PostgreSQL).")
-    connect_timeout: float = Field(10, gt=0, description="Seconds to wait for a connection.")
+    statement_timeout: float = Field(300, gt=0, le=21600, description="Seconds a query may run (PostgreSQL).")
+    connect_timeout: float = Field(10, gt=0, le=600, description="Seconds to wait for a connection.")
 
 
 @register

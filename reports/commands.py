@@ -15,8 +15,7 @@ from reports.config.load import load_config
 from reports.config.models import HeraldConfig
 from reports.config.reference import config_reference
 from reports.errors import UsageError
-from reports.findings import Finding
-from reports.formatting import format_value, table
+from reports.formatting import format_value, standing, table
 from reports.kpis.periods import default_as_of
 from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job, job_clock
 from reports.pipeline.execute import JobOutcome, execute, retry_failures, summary
@@ -314,18 +313,12 @@ def _describe(job_run: JobRun) -> str:
         ]
         headers = ["SEVERITY", "RULE", "ENTITY", "VALUE", "MESSAGE"]
         if any(f.status for f in job_run.findings):  # tracked as alerts: say how each stands
-            rows = [[_standing(f), *row] for f, row in zip(job_run.findings, rows, strict=True)]
+            rows = [[standing(f), *row] for f, row in zip(job_run.findings, rows, strict=True)]
             headers = ["ALERT", *headers]
         lines.append(table(headers, rows))
     lines += [f"note: {n}" for n in job_run.notes]
     lines += [f"FAILED: {f}" for f in job_run.failures]
     return "\n".join(lines)
-
-
-def _standing(finding: Finding) -> str:
-    if finding.status == "ongoing" and finding.since is not None:
-        return f"since {finding.since:%d %b}".replace(" 0", " ")
-    return finding.status
 
 
 def _progress(job: str) -> Progress | None:

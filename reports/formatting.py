@@ -110,3 +110,11 @@ def clip(text: object, limit: int = 80) -> str:
     must not push a page's alerts off it. The workbook keeps the full text."""
     value = "" if text is None else str(text)
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def standing(finding: object) -> str:
+    """How an alert stands on its run: "new", "since 20 Nov", "resolved", or "" when untracked."""
+    status, since = getattr(finding, "status", ""), getattr(finding, "since", None)
+    if status == "ongoing" and since is not None:
+        return f"since {since.day} {since:%b}"
+    return status

@@ -11,7 +11,7 @@ from itertools import groupby
 from typing import Any
 
 from reports.findings import Finding
-from reports.formatting import clip, format_span, format_through
+from reports.formatting import clip, format_span, format_through, standing
 from reports.report.model import Report
 
 MAX_BLOCKS = 50
@@ -49,12 +49,9 @@ def _chunks(title: str, lines: list[str]) -> list[str]:
 
 
 def _marker(finding: Finding) -> str:
-    """How an alert stands: new on this run, or firing since an earlier one."""
-    if finding.status == "new":
-        return " _(new)_"
-    if finding.status == "ongoing" and finding.since is not None:
-        return f" _(since {finding.since.day} {finding.since:%b})_"
-    return ""
+    """How an open alert stands: new on this run, or firing since an earlier one."""
+    text = standing(finding)
+    return f" _({text})_" if text and text != "resolved" else ""
 
 
 def slack_message(report: Report) -> dict[str, Any]:

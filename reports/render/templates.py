@@ -23,6 +23,7 @@ from reports.formatting import (
     format_span,
     format_through,
     format_value,
+    standing,
 )
 
 if TYPE_CHECKING:
@@ -42,12 +43,9 @@ def _when(value: date | datetime | None, pattern: str = "%d %b %Y") -> str:
 
 
 def _standing(finding: Any) -> str:
-    """How an alert stands on this run: " (new)", " (since 20 Nov)", or nothing when untracked."""
-    if finding.status == "new":
-        return " (new)"
-    if finding.status == "ongoing" and finding.since is not None:
-        return f" (since {finding.since.day} {finding.since:%b})"
-    return ""
+    """How an open alert stands on this run: " (new)", " (since 20 Nov)", or nothing."""
+    text = standing(finding)
+    return f" ({text})" if text and text != "resolved" else ""
 
 
 def _data_uri(png: bytes) -> str:

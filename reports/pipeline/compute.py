@@ -153,7 +153,7 @@ def compute_job(
             run.notes.append(
                 f"KPI '{name}': {kpi.infinite} infinite value(s) from the warehouse were treated as missing"
             )
-    refuse_no_data(run)
+    refuse_no_data(job, run.kpis, run.window, bool(run.failures))
     run.late = [name for name, kpi in run.kpis.items() if kpi.is_late(clock)]
     judged = {rule.kpi for rule in rules if rule.when.judges_freshness}
     run.findings += [data_late(run.kpis[name], clock) for name in run.late if name not in judged]

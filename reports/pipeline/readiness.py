@@ -8,15 +8,11 @@ date in the future, or one with no data at all, is refused rather than reported 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from reports.errors import NotReady
 from reports.findings import Finding
 from reports.kpis.frames import KpiData
-from reports.kpis.periods import Clock
-
-if TYPE_CHECKING:
-    from reports.pipeline.compute import JobRun
+from reports.kpis.periods import Clock, Period
 
 
 def refuse_the_future(clock: Clock, now: datetime | None = None) -> None:
@@ -28,12 +24,12 @@ def refuse_the_future(clock: Clock, now: datetime | None = None) -> None:
         )
 
 
-def refuse_no_data(run: JobRun) -> None:
+def refuse_no_data(job: str, kpis: dict[str, KpiData], window: Period, failed: bool) -> None:
     """No KPI of the job has a single row in the whole query window: nothing to report on."""
-    if run.failures or not run.kpis or any(len(kpi.frame) for kpi in run.kpis.values()):
+    if failed or not kpis or any(len(kpi.frame) for kpi in kpis.values()):
         return
     raise NotReady(
-        f"no data at all for job '{run.job}' between {run.window.start} and {run.as_of}",
+        f"no data at all for job '{job}' between {window.start} and {window.end}",
         "check that the warehouse is loaded, or pass an as-of date its data covers",
     )
 

@@ -75,7 +75,9 @@ def build_mime(message: Message, sender: str, to: str, reply_to: str | None = No
         mail.add_alternative(message.html, subtype="html")
         html = mail.get_payload()[-1]
         for cid, png in message.inline.items():
-            html.add_related(png, "image", "png", cid=f"<{cid}>", filename=f"{cid.split('@')[0]}.png")
+            html.add_related(
+                png, "image", "png", cid=f"<{cid}>", filename=f"{cid.split('@')[0]}.png", disposition="inline"
+            )
     for attachment in message.attachments:
         maintype, subtype = attachment.media_type.split("/", 1)
         mail.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.name)

@@ -59,7 +59,8 @@ def format_duration(delta: timedelta) -> str:
     if seconds < 60:
         return f"{seconds:,.1f} s"
     if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+        whole = round(seconds)  # 99.53 s is 1m 40s, not 1m 39s
+        return f"{whole // 60}m {whole % 60:02d}s" if whole < 3600 else "1 hour"
     if seconds < 86400:
         return _plural(seconds / 3600, "hour")
     return _plural(seconds / 86400, "day")

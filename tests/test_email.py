@@ -78,6 +78,7 @@ def test_the_report_arrives_as_a_well_formed_email(tmp_path, demo_db, security):
     html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_content()
     image = next(p for p in mail.walk() if p.get_content_type() == "image/png")
     assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
+    assert image.get_content_disposition() == "inline"  # a chart in the body, not a stray attachment
     pdf = next(p for p in mail.walk() if p.get_content_type() == "application/pdf")
     rendered = next(p for r in outcome.rendered for p in r.files if p.suffix == ".pdf")
     assert pdf.get_content() == rendered.read_bytes()

@@ -109,6 +109,8 @@ def test_run_all_writes_findings_under_out(herald, demo_config, tmp_path):
         "cs_daily_alerts/2026-11-22/amara-okafor/slack.json",
     } <= files
     assert not any(name.endswith(".partial") for name in files)
+    archived = (out / "executive_weekly" / INCIDENT_DAY / "email.html").read_text()
+    assert "data:image/png;base64," in archived and "cid:" not in archived  # opens from disk whole
     # Only owners with something to hear about get a message of their own.
     owners = {
         name.split("/")[2] for name in files if name.startswith("cs_daily_alerts/") and name.count("/") == 3

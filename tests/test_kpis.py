@@ -14,6 +14,7 @@ from reports.kpis.frames import load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.rules.evaluate import evaluate_rule
 from reports.sources.duckdb import DuckDBConfig, DuckDBSource
+from tests.conftest import kpi_data
 
 LONDON = ZoneInfo("Europe/London")
 WEEK = Period(date(2026, 3, 2), date(2026, 3, 8))
@@ -192,3 +193,15 @@ def test_a_weekly_rule_over_a_week_that_leaves_summer_time(warehouse):
     clock = Clock(date(2026, 10, 25), "week", "monday", LONDON.key)
     (finding,) = evaluate_rule(rule, data, clock, pd.Series(dtype=str))
     assert (finding.value, finding.reference, finding.threshold) == (169, 168, 0)
+
+
+def test_a_last_kpi_totals_each_entitys_own_latest_value():
+    """Monthly active users: a project that stopped reporting two days before the end still
+    counts, with what it last reported."""
+    data = kpi_data(
+        [("a", "2026-11-20", 10), ("a", "2026-11-22", 12), ("b", "2026-11-20", 5)], aggregate="last"
+    )
+    period = Period(date(2026, 11, 16), date(2026, 11, 22))
+    assert data.total(period) == 17
+    owners = pd.Series({"a": "Ann", "b": "Bo"}, name="owner")
+    assert data.rollup(owners, period).to_dict() == {"Ann": 12.0, "Bo": 5.0}

@@ -3,6 +3,7 @@
 import base64
 import dataclasses
 import io
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from reports.formatting import format_value
 from reports.render import renderer
+from reports.render.html import email_body
 from reports.render.slack import slack_message
 from reports.render.templates import charts, environment
 from reports.report.build import build_all, build_report, recipients
@@ -99,15 +101,22 @@ def test_page_size_comes_from_the_config(executive):
 
 def test_a_failed_kpi_is_shown_as_not_computed(executive):
     config, run, _ = executive
-    broken = run.scoped(None)
-    broken.kpis = {k: v for k, v in run.kpis.items() if k != "sessions"}
-    broken.failures = ["KPI 'sessions': Catalog Error: Table with name x does not exist"]
+    broken = dataclasses.replace(
+        run,
+        kpis={k: v for k, v in run.kpis.items() if k != "sessions"},
+        failures=["KPI 'sessions': Catalog Error: Table with name x does not exist"],
+    )
     report = build_report(config, broken, EVERYONE, NOW)
     card = next(c for c in report.cards if c.kpi == "sessions")
     assert card.value is None and "Catalog Error" in card.error
     _, text = pdf_text(renderer("pdf", environment()).render(report))
-    assert "Some numbers could not be computed" in text and "Could not be computed" in text
-    assert "Catalog Error: Table with name x does not exist" in text
+    assert "Some numbers could not be computed: Sessions" in text and "Could not be computed" in text
+    # The reader learns what is missing; the error itself goes to the job's owners.
+    slack = json.dumps(slack_message(report))
+    body = email_body(environment(), report, [])
+    for output in (text, slack, body.html, body.text):
+        assert "Catalog Error" not in output
+    assert "Not computed today:* Sessions" in slack and "Could not be computed: Sessions" in body.text
 
 
 def test_charts_are_drawn_once_per_environment(executive):
@@ -234,5 +243,16 @@ def test_user_templates_override_by_name_and_typos_name_the_line(executive, tmp_
 def test_number_formats():
     assert format_value(1234567, "count") == "1,234,567"
     assert format_value(0.4302, "percent") == "43.0%"
-    assert format_value(95.5, "seconds") == "1m 35s"
+    assert format_value(95.4, "seconds") == "1m 35s"
+    assert format_value(99.53, "seconds") == "1m 40s"  # rounded, not cut
     assert format_value(None, "count") == "—"
+
+
+def test_trend_axes_are_honest(executive):
+    _, _, report = executive
+    axes = {t.kpi: report.charts[t.chart].spec["axis"] for t in report.trends}
+    assert axes["events"][0] == 0  # counts start from zero
+    low, high = axes["bounce_rate"]  # a rate that moves 0.2 pp gets at least 5 points of axis
+    assert high - low >= 0.05 - 1e-9 and 0 <= low < high <= 1
+    values = [v for t in report.trends if t.kpi == "bounce_rate" for v in t.values if v is not None]
+    assert low <= min(values) and max(values) <= high

@@ -109,13 +109,19 @@ class KpiData:
 
     def total(self, period: Period) -> float:
         """All entities together over `period`."""
-        rows = combine_entities(self._within(period), self.everyone(), self.how)
-        result = aggregate(rows, ["entity"], self.how)
+        result = self.rollup(self.everyone(), period)
         return float(result.iloc[0]) if len(result) else float("nan")
 
     def rollup(self, groups: pd.Series, period: Period) -> pd.Series:
-        """Values by dimension (`groups` maps entity to plan, region, owner...)."""
-        rows = combine_entities(self._within(period), groups, self.how)
+        """Values by dimension (`groups` maps entity to plan, region, owner...). A `last` KPI
+        adds up each entity's own latest value in the period, so an entity that stopped
+        reporting a day before the end still counts with what it last reported."""
+        rows = self._within(period)
+        if self.how == "last":
+            latest = aggregate(rows, ["entity"], "last").dropna()
+            keyed = latest.groupby(latest.index.map(groups)).sum(min_count=1)
+            return keyed.astype(float).rename_axis(groups.name).rename("value")
+        rows = combine_entities(rows, groups, self.how)
         return aggregate(rows, ["entity"], self.how).rename_axis(groups.name)
 
     def series(self, periods: list[Period], groups: pd.Series | None = None) -> pd.DataFrame:

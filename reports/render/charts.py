@@ -106,13 +106,27 @@ def _tick_step(ax: Axes) -> float:
     return float(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
 
 
-def _draw_trend(title: str, unit: str, labels: list[str], values: list, earlier: list) -> Figure:
+def _draw_trend(
+    title: str,
+    unit: str,
+    labels: list[str],
+    values: list,
+    earlier: list,
+    axis: list[float] | None = None,
+    note: str | None = None,
+) -> Figure:
     figure, ax = plt.subplots(figsize=(3.6, 1.9))
     x = range(len(labels))
     if any(not math.isnan(v) for v in earlier):
         ax.plot(x, earlier, color=MUTED, linestyle="--", linewidth=1.2, label="previous periods")
     ax.plot(x, values, color=PRIMARY, linewidth=2, marker="o", markersize=2.5, label="this period and before")
     ax.set_title(title, color=INK)
+    if axis:
+        ax.set_ylim(*axis)
+    if note:
+        ax.annotate(
+            note, xy=(1, 1.02), xycoords="axes fraction", ha="right", va="bottom", fontsize=6.5, color=MUTED
+        )
     ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: axis_number(v, unit, _tick_step(ax))))
     step = max(1, len(labels) // 4)

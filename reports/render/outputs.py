@@ -6,6 +6,7 @@ body and the Slack message are rendered from the same model. Nothing here sends 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -101,7 +102,13 @@ def render_run(
             else:
                 done.links[path.name] = archive_link(config, path)
         done.email = email_body(env, report, [p.name for p, _ in done.attached], links=done.links)
-        done.files.append(_write(target / "email.html", done.email.html))
+        # The archived copy shows its charts when opened from disk: embedded, not by Content-ID.
+        archived = done.email.html
+        for cid, png in done.email.inline.items():
+            archived = archived.replace(
+                f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode()
+            )
+        done.files.append(_write(target / "email.html", archived))
         done.files.append(_write(target / "email.txt", done.email.text))
         for cid, png in done.email.inline.items():
             done.files.append(_write(target / f"{cid.split('@')[0]}.png", png))

@@ -78,8 +78,9 @@ def slack_message(report: Report) -> dict[str, Any]:
     )
     if report.withheld:
         blocks.append(_context(":hourglass: Data is late: the report is withheld until it arrives."))
-    for failure in report.failures:
-        blocks.append(_section(f":warning: *Not computed:* {escape(failure)}"[:MAX_SECTION]))
+    if report.failures:
+        missing = escape(clip(", ".join(report.not_computed), 500))
+        blocks.append(_section(f":warning: *Not computed today:* {missing}; alerts on it may be missing."))
     body: list[tuple[dict[str, Any], int]] = []  # (block, findings it carries)
     channel = report.recipient.entities is None  # the team's channel: name each account's owner
     for severity, findings in report.findings_by_severity().items():

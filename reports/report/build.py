@@ -175,18 +175,38 @@ def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend:
         f"{p.start.day} {p.start:%b}" if report.grain != "month" else f"{p.start:%b %Y}"
         for p in spans[count:]
     ]
+    earlier = values[:count]
+    first = next((i for i, v in enumerate(earlier) if v is not None), None)
+    short = first is not None and first > 0  # history shorter than the dashed line's span
     spec = {
         "title": kpi.config.label,
         "unit": kpi.config.unit,
         "labels": labels,
         "values": values[count:],
-        "earlier": values[:count],
+        "earlier": earlier,
+        "axis": honest_axis(kpi.config.unit, values),
+        "note": f"earlier data starts {spans[first].start.day} {spans[first].start:%b}" if short else None,
     }
     alt = f"{kpi.config.label} over the last {count} periods, with the {count} before dashed"
     chart_id = _add(report, Chart("trend", spec, alt))
     return Trend(
         kpi.name, kpi.config.label, kpi.config.unit, labels, values[count:], values[:count], chart_id
     )
+
+
+def honest_axis(unit: str, values: list[float | None]) -> list[float] | None:
+    """The value axis a reader can trust: counts from zero; a rate over at least 5 points around
+    its data, so a 0.2 pp wiggle looks like one."""
+    shown = [v for v in values if v is not None]
+    if not shown:
+        return None
+    low, high = min(shown), max(shown)
+    if unit == "percent":
+        middle, half = (low + high) / 2, max((high - low) / 2 * 1.2, 0.025)
+        low, high = max(0.0, middle - half), min(1.0, middle + half)
+        return [low, high] if high > low else [0.0, 1.0]
+    top = high * 1.1 if high > 0 else 1.0
+    return [min(0.0, low * 1.1), top]
 
 
 def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int) -> None:
@@ -203,9 +223,11 @@ def _movers_and_health(report: Report, run: JobRun, kpi: KpiData, count: int) ->
             as_number(row["change_pct"]),
         )
 
-    ordered = table.sort_values(["change", "value"], ascending=[False, False], kind="stable")
-    rising = [mover(e, r) for e, r in ordered[ordered["change"] > 0].head(count).iterrows()]
-    falling = [mover(e, r) for e, r in ordered[ordered["change"] < 0].iloc[::-1].head(count).iterrows()]
+    # Ranked by the relative change, as the chart beside the table draws them.
+    ranked = table.dropna(subset=["change_pct"])
+    ordered = ranked.sort_values(["change_pct", "value"], ascending=[False, False], kind="stable")
+    rising = [mover(e, r) for e, r in ordered[ordered["change_pct"] > 0].head(count).iterrows()]
+    falling = [mover(e, r) for e, r in ordered[ordered["change_pct"] < 0].iloc[::-1].head(count).iterrows()]
     chart_id = None
     shown = [m for m in rising + falling if m.change_pct is not None]
     if shown:

@@ -225,6 +225,13 @@ class Report:
         return stem if self.recipient is EVERYONE else f"{stem}-{self.recipient.slug}"
 
     @property
+    def not_computed(self) -> list[str]:
+        """What readers are told could not be computed, in their words: the KPIs' labels (the
+        error itself goes to the job's owners, not to the report's readers)."""
+        labels = [c.label for c in self.cards if c.error]
+        return labels or (["some alerts"] if self.failures else [])
+
+    @property
     def open_alerts(self) -> list[Finding]:
         """What fires on this run, new and ongoing."""
         return [f for f in self.findings if f.status != "resolved"]

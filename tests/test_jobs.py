@@ -31,7 +31,7 @@ def test_cs_alerts_find_every_planted_incident_and_nothing_else(herald, demo_con
     by_rule = {f["rule"]: f for f in run["findings"]}
     assert by_rule["crm_sync_failing"]["severity"] == "critical"
     assert by_rule["crm_sync_failing"]["entity_name"] == "Nimbus Paper"
-    assert by_rule["collection_stopped"]["message"].endswith("(for 2 runs)")
+    assert by_rule["collection_stopped"]["message"].endswith(", on each of the last 2 runs")
 
 
 @pytest.mark.parametrize("as_of", CLEAN_DAYS)

@@ -142,7 +142,7 @@ def test_for_two_runs_needs_the_condition_on_both():
     assert set(findings({"no_data": {}}, kpi, date(2026, 3, 8))) == {"one_day", "two_days"}
     found = findings({"no_data": {}}, kpi, as_of, runs=2)
     assert set(found) == {"two_days"}
-    assert found["two_days"].message.endswith("(for 2 runs)")
+    assert found["two_days"].message.endswith(", on each of the last 2 runs")
 
 
 # --- stale ----------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def data_late(kpi: KpiData, clock: Clock) -> Finding:
         severity="warning",
         kpi=kpi.name,
         entity="",
-        entity_name="all entities",
+        entity_name=f"all {kpi.config.entity}s",
         value=None if age is None else age.total_seconds(),
         reference=None,
         threshold=None,

@@ -7,6 +7,7 @@ Sunday is not an anomaly. `min_delta` ignores deviations too small to matter in 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -73,7 +74,14 @@ class Anomaly(Condition):
         label = ctx.kpi.config.label
         messages = [
             f"{label} is {ctx.fmt(v)}, far {'above' if zz > 0 else 'below'} its usual {ctx.fmt(m)} "
-            f"(robust z {zz:+.1f}, limit ±{spec.z:g})"
+            f"({_how_far(zz, spec.z)})"
             for v, m, zz in zip(current[met], median[met], z[met], strict=True)
         ]
         return hits(current[met].index, current[met].values, median[met].values, spec.z, messages)
+
+
+def _how_far(z: float, limit: float) -> str:
+    """The z-score in a reader's words: how many times its usual variation it moved."""
+    if not math.isfinite(z):
+        return "it had not varied at all before"
+    return f"{abs(z):,.0f} times its usual variation; the rule's limit is {limit:g}"

@@ -25,14 +25,14 @@ def evaluate_rule(rule: RuleConfig, kpi: KpiData, clock: Clock, names: pd.Series
         found = rule.when.evaluate(RuleContext(kpi, clock.on(then)))
         latest = found if latest is None else latest[latest.index.isin(found.index)]
     assert latest is not None
-    suffix = f" (for {rule.for_runs} runs)" if rule.for_runs > 1 else ""
+    suffix = f", on each of the last {rule.for_runs} runs" if rule.for_runs > 1 else ""
     return [
         Finding(
             rule=rule.name,
             severity=rule.severity,
             kpi=kpi.name,
             entity=str(entity),
-            entity_name=str(names.get(entity, entity)) if entity else "all entities",
+            entity_name=str(names.get(entity, entity)) if entity else f"all {kpi.config.entity}s",
             value=as_number(row.value),
             reference=as_number(row.reference),
             threshold=as_number(row.threshold),

@@ -1,5 +1,6 @@
 """Slack delivery through the real slack_sdk client against a local server speaking the Web API."""
 
+import json
 import logging
 import time
 from datetime import date
@@ -196,3 +197,15 @@ def test_a_rerun_sends_nothing_twice_and_resend_and_retry_failed_do_what_they_sa
     herald(*run, "--resend")  # on purpose: everyone gets it again
     assert len(workspace.posts) == 10
     assert sorted(p["channel"] for p in workspace.posts[5:]) == ["C100", "U1", "U2", "U3", "U4"]
+
+
+def test_messages_link_to_the_archived_report(tmp_path, demo_db):
+    def archived(data: dict) -> None:
+        data["archive_url"] = "https://reports.example.com/herald"
+        data["reports"]["cs_daily_alerts"]["formats"] = ["html"]
+
+    outcome, _ = execute_job(demo_folder(tmp_path, demo_db, archived), "cs_daily_alerts", tmp_path / "out")
+    everyone = next(r for r in outcome.rendered if r.report.recipient.entities is None)
+    (link,) = [b for b in everyone.slack["blocks"] if "Open the full report" in json.dumps(b)]
+    url = "https://reports.example.com/herald/cs_daily_alerts/2026-11-22/cs_daily_alerts-2026-11-22.html"
+    assert link["elements"][0]["text"] == f"<{url}|Open the full report>"

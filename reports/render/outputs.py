@@ -101,6 +101,9 @@ def render_run(
                 done.attached.append((path, output.media_type))
             else:
                 done.links[path.name] = archive_link(config, path)
+        if config.archive_url and done.files:  # messages link to the archived copy of the report
+            page = next((p for p in done.files if p.suffix == ".html"), done.files[0])
+            report.link = archive_link(config, page)
         done.email = email_body(env, report, [p.name for p, _ in done.attached], links=done.links)
         # The archived copy shows its charts when opened from disk: embedded, not by Content-ID.
         archived = done.email.html

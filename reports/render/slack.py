@@ -126,4 +126,6 @@ def slack_message(report: Report) -> dict[str, Any]:
         blocks += [block for block, _ in body]
     if not report.findings:
         blocks.append(_section("No alerts for your accounts today. :white_check_mark:"))
+    if report.link and len(blocks) < MAX_BLOCKS:
+        blocks.append(_context(f"<{escape(report.link)}|Open the full report>"))
     return {"text": f"{header}: {summary}", "blocks": blocks}

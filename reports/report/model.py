@@ -201,6 +201,7 @@ class Report:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     entity_count: int = 0
+    link: str | None = None  # where the archived report can be read (with `archive_url`)
     group_over: int = 10  # more entities than this for one rule: one line with the count in messages
     withheld: bool = False  # data late and the job says `when_late: withhold`: no files go out
 

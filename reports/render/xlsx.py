@@ -1,8 +1,10 @@
 """The analyst workbook: summary with a native chart, every KPI by entity and day, pivots by
 dimension, alerts, definitions and freshness.
 
-Cells are typed (dates as dates, numbers as numbers, rates as percentages); text is always
-written as text, so a name such as `=HYPERLINK(...)` or `+Plus Media` is never run as a formula.
+Cells are typed (dates as dates, numbers as numbers, rates as percentages, a rate's change in
+percentage points); text is always written as text, so a name such as `=HYPERLINK(...)` or
+`+Plus Media` is never run as a formula. Every sheet prints landscape, one page wide, with its
+header repeated on each page.
 The bulk sheet streams rows to disk (XlsxWriter's constant-memory mode), so memory stays flat as
 rows grow, and continues on further sheets past Excel's row limit.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from datetime import date, datetime
+import textwrap
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +23,19 @@ import pandas as pd
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from reports.formatting import format_through
+from reports.formatting import format_span, format_through
 from reports.render import Renderer, register
 from reports.report.model import Report
 
 MAX_ROWS = 1_048_576  # Excel's limit, header row included
 EXCEL_EPOCH = date(1899, 12, 30)
 NUMBER_FORMATS = {"count": "#,##0", "percent": "0.0%", "seconds": "#,##0.0", "currency": "#,##0.00"}
+# A rate's absolute change in percentage points (the fraction × 100, as reports/formatting.py counts
+# them), to two decimals so that a +0.07 pp change is not rounded to +0.1 or to nothing.
+CHANGE_PP = '+0.00" pp";-0.00" pp";0.00" pp"'
+PAPER = {"A4": 9, "Letter": 1}  # XlsxWriter's paper codes
+TONE_COLOURS = {"good": "#2E7D32", "bad": "#C62828", "neutral": "#9AA5B1"}  # as in the email's CSS
+CHART_SCALE = (1.4, 1.1)  # of XlsxWriter's 480 × 288 pixel default
 
 
 @register
@@ -65,6 +74,8 @@ class XlsxRenderer(Renderer):
             _alerts(book, styles, report)
         _definitions(book, styles, report)
         _freshness(book, styles, report)
+        for sheet in book.worksheets():
+            sheet.set_paper(PAPER.get(report.page_size, PAPER["A4"]))
         book.close()
 
 
@@ -76,15 +87,34 @@ class Styles:
         self.title = book.add_format({"bold": True, "font_size": 14, "font_color": "#1F4E79"})
         self.muted = book.add_format({"font_color": "#616E7C"})
         self.date = book.add_format({"num_format": "yyyy-mm-dd"})
+        self.datetime = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
         self.wrap = book.add_format(
             {"text_wrap": True, "valign": "top", "font_name": "Consolas", "font_size": 9}
         )
         self.change_pct = book.add_format({"num_format": "+0.0%;-0.0%;0.0%"})
+        self.change_pp = book.add_format({"num_format": CHANGE_PP})
         self._numbers = {key: book.add_format({"num_format": fmt}) for key, fmt in NUMBER_FORMATS.items()}
         self._numbers["decimal"] = book.add_format({"num_format": "#,##0.0"})
 
     def number(self, unit: str) -> Any:
         return self._numbers.get(unit, self._numbers["decimal"])
+
+    def change(self, unit: str) -> Any:
+        """An absolute change: percentage points for a rate, the KPI's own format otherwise."""
+        return self.change_pp if unit == "percent" else self.number(unit)
+
+    def moment(self, value: Any) -> Any:
+        """A date's format, with the time of day when it has one; None for anything else."""
+        if isinstance(value, datetime):
+            return self.date if (value.hour, value.minute, value.second) == (0, 0, 0) else self.datetime
+        return self.date if isinstance(value, date) else None
+
+
+def _change(value: float | None, unit: str) -> float | None:
+    """An absolute change as written: a rate's in percentage points (0.0007 → 0.07 pp)."""
+    if value is None or value != value:
+        return None
+    return value * 100 if unit == "percent" else value
 
 
 def _cell(sheet: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -> None:
@@ -105,14 +135,30 @@ def _cell(sheet: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -> 
 
 
 def _header(sheet: Worksheet, styles: Styles, row: int, names: list[str], widths: list[float]) -> None:
+    """The header row, wrapped to the column widths, frozen on screen and repeated on every printed page."""
+    # Excel grows a row for wrapped text as it opens a file; LibreOffice does not, so set the height.
+    sheet.set_row(row, 15 * max(map(_lines, names, widths), default=1))
     for col, (name, width) in enumerate(zip(names, widths, strict=True)):
         sheet.set_column(col, col, width)
         sheet.write_string(row, col, name, styles.header)
     sheet.freeze_panes(row + 1, 0)
+    # Every sheet has one header, so its page setup lives here: landscape, one page wide, any
+    # number of pages down (a sheet otherwise prints as a grid of pages a few columns wide).
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)
+    sheet.repeat_rows(row)
+
+
+def _lines(header: str, width: float) -> int:
+    """How many lines a header wraps onto in a column `width` characters wide (bold takes a few more)."""
+    return max(len(textwrap.wrap(header, max(1, int(width - 1)))), 1)
 
 
 def _width(values: list[Any], header: str) -> float:
-    longest = max([len(header), *(len(str(v)) for v in values[:500] if v is not None)])
+    """Room for the longest value as shown, and for the header wrapped onto up to three lines."""
+    words = max((len(word) for word in header.split()), default=0)
+    shown = (len(f"{v:,.2f}") if isinstance(v, float) else len(str(v)) for v in values[:500] if v is not None)
+    longest = max([words, math.ceil(len(header) / 3), *shown])
     return min(max(10.0, longest * 1.1 + 2), 60.0)
 
 
@@ -212,29 +258,46 @@ def _summary(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> None:
         sheet.write_string(row, 0, card.label)
         _cell(sheet, row, 1, card.value, number)
         _cell(sheet, row, 2, card.previous, number)
-        _cell(sheet, row, 3, card.change, number)
+        _cell(sheet, row, 3, _change(card.change, card.unit), styles.change(card.unit))
         _cell(sheet, row, 4, None if card.change_pct is None else card.change_pct / 100, styles.change_pct)
         sheet.write_string(row, 5, card.unit)
         status = card.error or ("stale: older than its freshness limit" if card.stale else "ok")
         sheet.write_string(row, 6, status)
     last = 4 + len(report.cards)
     sheet.autofilter(4, 0, max(last, 5), len(headers) - 1)
+    bottom = last
     if report.cards:
-        chart = book.add_chart({"type": "bar"})
-        chart.add_series(
-            {
-                "name": "Change vs previous period",
-                "categories": ["Summary", 5, 0, last, 0],
-                "values": ["Summary", 5, 4, last, 4],
-                "fill": {"color": "#1F4E79"},
-                "data_labels": {"value": True, "num_format": "+0.0%;-0.0%"},
-            }
+        sheet.insert_chart(
+            last + 2,
+            0,
+            _change_chart(book, report, 5),
+            {"x_scale": CHART_SCALE[0], "y_scale": CHART_SCALE[1]},
         )
-        chart.set_title({"name": "Change vs previous period"})
-        chart.set_legend({"none": True})
-        chart.set_x_axis({"num_format": "0%"})
-        chart.set_y_axis({"reverse": True})
-        sheet.insert_chart(last + 2, 0, chart, {"x_scale": 1.4, "y_scale": 1.1})
+        bottom = last + 2 + math.ceil(288 * CHART_SCALE[1] / 20)  # 20-pixel rows under the chart
+    sheet.print_area(0, 0, bottom, len(headers) - 1)
+
+
+def _change_chart(book: xlsxwriter.Workbook, report: Report, first: int) -> Any:
+    """Bars of each KPI's change %, green where the change is good for that KPI, red where bad."""
+    last = first + len(report.cards) - 1
+    chart = book.add_chart({"type": "bar"})
+    chart.add_series(
+        {
+            "name": "Change vs previous period",
+            "categories": ["Summary", first, 0, last, 0],
+            "values": ["Summary", first, 4, last, 4],
+            "points": [{"fill": {"color": TONE_COLOURS[card.tone]}} for card in report.cards],
+            "data_labels": {"value": True, "position": "outside_end", "num_format": "+0.0%;-0.0%;0.0%"},
+            "gap": 60,
+        }
+    )
+    since = format_span(report.previous.start, report.previous.end)
+    chart.set_title({"name": f"Change vs {since} (green: better, red: worse)", "name_font": {"size": 11}})
+    chart.set_legend({"none": True})
+    chart.set_x_axis({"num_format": "0%", "major_gridlines": {"visible": False}})  # labels give values
+    # Names at the plot's left edge, not at zero, where falling bars and their labels would cover them.
+    chart.set_y_axis({"reverse": True, "label_position": "low"})
+    return chart
 
 
 def _rows(
@@ -251,7 +314,7 @@ def _rows(
     _header(sheet, styles, 0, headers, widths)
     for r, row in enumerate(rows, start=1):
         for c, value in enumerate(row):
-            _cell(sheet, r, c, value, formats[c])
+            _cell(sheet, r, c, value, formats[c] or styles.moment(value))
     sheet.autofilter(0, 0, max(len(rows), 1), len(headers) - 1)
     return sheet
 
@@ -261,14 +324,22 @@ def _pivot(book: xlsxwriter.Workbook, styles: Styles, report: Report, rollup: An
     labels = {card.kpi: card.label for card in report.cards}
     headers, formats = [rollup.dimension.capitalize()], [None]
     for kpi in rollup.kpis:
-        headers += [labels[kpi], f"{labels[kpi]} (previous)", f"{labels[kpi]} change %"]
-        formats += [styles.number(units[kpi]), styles.number(units[kpi]), styles.change_pct]
+        headers += [labels[kpi], f"{labels[kpi]} (previous)"]
+        formats += [styles.number(units[kpi]), styles.number(units[kpi])]
+        if units[kpi] == "percent":  # a rate's change in points beside its relative change
+            headers.append(f"{labels[kpi]} change (pp)")
+            formats.append(styles.change_pp)
+        headers.append(f"{labels[kpi]} change %")
+        formats.append(styles.change_pct)
     rows = []
     for group, values in rollup.rows.iterrows():
         row: list[Any] = [str(group)]
         for kpi in rollup.kpis:
-            pct = values[(kpi, "change_pct")]
-            row += [values[(kpi, "value")], values[(kpi, "previous")], None if pd.isna(pct) else pct / 100]
+            value, previous, pct = (values[(kpi, part)] for part in ("value", "previous", "change_pct"))
+            row += [value, previous]
+            if units[kpi] == "percent":
+                row.append(_change(value - previous, "percent"))
+            row.append(None if pd.isna(pct) else pct / 100)
         rows.append(row)
     name = re.sub(r"[\[\]:*?/\\']", "-", f"By {rollup.dimension}")[:31]  # Excel's limits on sheet names
     _rows(book, styles, name, headers, rows, formats)
@@ -300,7 +371,7 @@ def _freshness(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> Non
         [
             f.kpi,
             f.label,
-            format_through(f.newest),
+            _through(f.newest),
             None if f.age is None else f.age.total_seconds() / 3600,
             None if f.limit is None else f.limit.total_seconds() / 3600,
             "stale" if f.stale else "fresh",
@@ -315,3 +386,11 @@ def _freshness(book: xlsxwriter.Workbook, styles: Styles, report: Report) -> Non
         rows,
         [None, None, None, styles.number("decimal"), styles.number("decimal"), None],
     )
+
+
+def _through(moment: datetime | None) -> date | datetime | None:
+    """The last day data covers when it ends at midnight, else the moment it ends (as format_through)."""
+    if moment is None:
+        return None
+    last = moment - timedelta(microseconds=1)
+    return last.date() if (last.hour, last.minute) == (23, 59) else moment

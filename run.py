@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from reports.errors import ConfigError, HeraldError, UsageError
 
@@ -25,11 +27,54 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def parser() -> argparse.ArgumentParser:
+def version() -> str:
+    """Herald's version: the installed package's, else the one pyproject.toml beside this file names."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("herald")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        with open(Path(__file__).with_name("pyproject.toml"), "rb") as file:
+            return tomllib.load(file)["project"]["version"]
+
+
+class _Version(argparse.Action):
+    """`--version`, looked up only when asked for, so `--help` stays fast."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"herald {version()}")
+        parser.exit()
+
+
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--config, -v and -q. The main parser holds the defaults; each command's copy has none
+    (SUPPRESS), so `--config x run JOB` is not undone by `run`'s own default for --config."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config", type=Path, default=default(Path("config.yaml")), help="config file (config.yaml)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="log what Herald does"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False), help="errors only: no progress"
+    )
+
+
+def parser(prog: str = "run.py") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file (config.yaml)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log what Herald does")
-    main = argparse.ArgumentParser(prog="run.py", description="Herald: scheduled KPI reports and alerts.")
+    _global_options(common, defaults=False)
+    main = argparse.ArgumentParser(prog=prog, description="Herald: scheduled KPI reports and alerts.")
+    main.add_argument("--version", action=_Version, help="print Herald's version and exit")
+    _global_options(main, defaults=True)
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser(
@@ -40,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
     )
     schema = commands.add_parser("schema", parents=[common], help="print the config's JSON Schema")
     schema.add_argument("--markdown", action="store_true", help="print the config reference instead")
-    commands.add_parser("list", parents=[common], help="jobs, their next run, formats and recipients")
+    jobs = commands.add_parser("list", parents=[common], help="jobs, their next run, formats and recipients")
+    jobs.add_argument("--json", action="store_true", help="print the jobs as JSON")
 
     run = commands.add_parser("run", parents=[common], help="run jobs now for an as-of date")
     run.add_argument("jobs", nargs="*", metavar="JOB", help="jobs to run (see `list`)")
@@ -106,7 +152,38 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is caught below
+        return code
+    except BrokenPipeError:
+        # `run.py ... | head -1`: the reader has what it wanted; nothing is wrong, nothing to say.
+        _stdout_to_devnull()
+        return 141  # what a shell reports for a writer stopped by SIGPIPE
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so Python's own flush at exit does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. captured in tests): nothing to flush
+        pass
+
+
+def _prog() -> str:
+    return "herald" if Path(sys.argv[0]).name == "herald" else "run.py"
+
+
+def _main(argv: list[str] | None) -> int:
+    cli = parser(_prog())
+    try:
+        args = cli.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (exit 2, message printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.verbose and args.quiet:
+        print(f"{cli.prog}: error: -v and -q ask for opposite things; pass one of them", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -115,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for handler in logging.getLogger().handlers:
         guard(handler)
+    talk = 1 if args.verbose else -1 if args.quiet else 0
 
     try:
         if args.command == "validate":
@@ -122,10 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "schema":
             return commands.schema(args.markdown)
         if args.command == "list":
-            return commands.list_jobs(args.config)
+            return commands.list_jobs(args.config, as_json=args.json)
         if args.command == "run":
-            if bool(args.jobs) == args.all:
+            if not args.jobs and not args.all:
                 raise UsageError("name the jobs to run, or pass --all", "see `python run.py list`")
+            if args.jobs and args.all:
+                named = f"job ({args.jobs[0]})" if len(args.jobs) == 1 else f"jobs ({', '.join(args.jobs)})"
+                raise UsageError(
+                    f"both a {named} and --all were given", "name the jobs to run, or pass --all, not both"
+                )
             return commands.run(
                 args.config,
                 args.jobs,
@@ -135,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.dry_run,
                 resend=args.resend,
                 retry_failed=args.retry_failed,
+                talk=talk,
             )
         if args.command == "preview":
-            return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out)
+            return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out, talk)
         if args.command == "serve":
             from reports.scheduler.serve import serve
 
@@ -155,12 +239,16 @@ def main(argv: list[str] | None = None) -> int:
                 return alert_commands.silences(args.config)
             return alert_commands.unsilence(args.config, args.id)
         if args.command == "backfill":
-            return commands.backfill(args.config, args.job, args.start, args.end, args.out, args.deliver)
+            return commands.backfill(
+                args.config, args.job, args.start, args.end, args.out, args.deliver, talk
+            )
         if args.command == "demo-data":
             try:
                 return commands.demo_data(args.out, args.projects, args.days, args.seed)
             except ValueError as exc:
                 raise UsageError(str(exc), "pass larger --projects or --days") from None
+    except BrokenPipeError:
+        raise  # not a fault: main() ends quietly
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return exc.exit_code

@@ -5,23 +5,30 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+import jinja2
+
+from notifiers import NOTIFIERS
 from reports import demo
 from reports.config.load import load_config
-from reports.config.models import HeraldConfig
+from reports.config.models import HeraldConfig, ReportConfig
 from reports.config.reference import config_reference
 from reports.errors import UsageError
+from reports.findings import Finding
 from reports.formatting import format_value, standing, table
 from reports.kpis.periods import default_as_of
-from reports.pipeline.compute import JobRun, Progress, check_jobs, compute_job, job_clock
+from reports.pipeline.compute import JobRun, check_jobs, compute_job, job_clock
 from reports.pipeline.execute import JobOutcome, execute, retry_failures, summary
 from reports.render.outputs import render_run
 from reports.render.templates import environment
 from reports.report.build import recipients
+from reports.report.model import EVERYONE, Recipient, Report
 from reports.sources.pool import Sources
 from reports.sources.preflight import check_all
 from reports.store import RunRow, Store
@@ -29,10 +36,13 @@ from reports.store import RunRow, Store
 
 def validate(config_path: Path, check_sources: bool = False) -> int:
     config = load_config(config_path)
-    print(
-        f"{config_path}: OK — {len(config.sources)} sources, {len(config.kpis)} KPIs, "
-        f"{len(config.rules)} rules, {len(config.reports)} jobs"
+    counts = (
+        _count(len(config.sources), "source"),
+        _count(len(config.kpis), "KPI"),
+        _count(len(config.rules), "rule"),
+        _count(len(config.reports), "job"),
     )
+    print(f"{config_path}: OK — {', '.join(counts)}")
     if not check_sources:
         return 0
     results = check_all(config)
@@ -53,17 +63,19 @@ def next_fire(config: HeraldConfig, job: str, now: datetime) -> datetime:
     return config.reports[job].schedule.trigger(config.timezone).after(now)
 
 
-def list_jobs(config_path: Path, now: datetime | None = None) -> int:
+def list_jobs(config_path: Path, now: datetime | None = None, as_json: bool = False) -> int:
+    """The jobs, when each runs next (in its schedule's time zone), what it renders and for whom."""
     config = load_config(config_path)
     now = now or datetime.now(ZoneInfo("UTC"))
+    jobs = [(job, report, next_fire(config, job, now)) for job, report in config.reports.items()]
+    if as_json:
+        print(json.dumps([_job_json(config, *entry) for entry in jobs], indent=2))
+        return 0
     rows = []
-    for job, report in config.reports.items():
-        fire = next_fire(config, job, now)
-        recipients = []
-        for delivery in report.deliver:
-            ((channel, target),) = delivery.model_dump(exclude_none=True).items()
-            to = target.get("to") or target.get("channel") or target.get("path")
-            recipients.append(f"{channel}: {', '.join(to) if isinstance(to, list) else to}")
+    for job, report, fire in jobs:
+        shown: dict[str, list[str]] = {}
+        for channel, to in _routes(report):
+            shown.setdefault(channel, []).append(to)
         rows.append(
             [
                 job,
@@ -71,11 +83,33 @@ def list_jobs(config_path: Path, now: datetime | None = None) -> int:
                 report.schedule.cron or f"every {report.schedule.every}",
                 f"{fire:%a %Y-%m-%d %H:%M %Z}",
                 ", ".join(report.formats) or "message",
-                "; ".join(recipients) or "—",
+                "; ".join(f"{channel}: {', '.join(to)}" for channel, to in shown.items()) or "—",
             ]
         )
     print(table(["JOB", "ROLE", "SCHEDULE", "NEXT RUN", "FORMATS", "RECIPIENTS"], rows))
     return 0
+
+
+def _job_json(config: HeraldConfig, job: str, report: ReportConfig, fire: datetime) -> dict:
+    return {
+        "job": job,
+        "role": report.role,
+        "schedule": report.schedule.cron or f"every {report.schedule.every}",
+        "timezone": report.schedule.timezone or config.timezone,
+        "next_run": fire.isoformat(),
+        "formats": list(report.formats),
+        "recipients": [{"channel": channel, "to": to} for channel, to in _routes(report)],
+    }
+
+
+def _routes(report: ReportConfig) -> list[tuple[str, str]]:
+    """(channel, recipient) of each `deliver:` route: an address, a #channel, or `owner`."""
+    found = []
+    for entry in report.deliver:
+        (channel,) = type(entry).model_fields
+        for route in NOTIFIERS[channel].routes(getattr(entry, channel)):
+            found.append((channel, "owner" if route.owner else route.label))
+    return found
 
 
 def run(
@@ -87,19 +121,25 @@ def run(
     dry_run: bool = False,
     resend: bool = False,
     retry_failed: bool = False,
+    talk: int = 0,
 ) -> int:
+    """Run `jobs` now for `as_of`; `talk` is -1 (-q), 0 or 1 (-v): how much progress to show."""
     config = load_config(config_path)
     as_of = as_of or default_as_of(config.timezone)
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)
     check_out(out)
+    progress = Progress(talk)
     sources = Sources(config)
-    env, store = environment(config.templates_dir), Store(config.path(config.store))
+    env = progress.watch(environment(config.templates_dir))
+    store = _WatchedStore(config.path(config.store), progress)
     outcomes = []
     try:
         for job in jobs:
+            progress.start(job)
             if retry_failed:
                 outcomes.append(retry_failures(config, job, as_of, out, store, dry_run))
+                progress.finish()
                 continue
             outcomes.append(
                 execute(
@@ -111,11 +151,13 @@ def run(
                     env=env,
                     store=store,
                     dry_run=dry_run,
-                    progress=_progress(job),
+                    progress=progress,
                     resend=resend,
                 )
             )
+            progress.finish()
     finally:
+        progress.finish()
         sources.close()
     if as_json:
         summaries = [
@@ -134,7 +176,9 @@ def run(
     return 0 if all(o.ok for o in outcomes) else 1
 
 
-def backfill(config_path: Path, job: str, start: date, end: date, out: Path, deliver: bool) -> int:
+def backfill(
+    config_path: Path, job: str, start: date, end: date, out: Path, deliver: bool, talk: int = 0
+) -> int:
     """Render `job` for each period from `start` to `end` (its last day, or `end`), to the outbox
     unless `deliver`. The alert book is left as it is: a past period is not news."""
     if start > end:
@@ -146,11 +190,14 @@ def backfill(config_path: Path, job: str, start: date, end: date, out: Path, del
     while clock.as_of >= start:
         days.append(clock.as_of)
         clock = clock.on(clock.shift(clock.current, 1).end)
+    progress = Progress(talk)
     sources = Sources(config)
-    env, store = environment(config.templates_dir), Store(config.path(config.store))
+    env = progress.watch(environment(config.templates_dir))
+    store = _WatchedStore(config.path(config.store), progress)
     outcomes = []
     try:
         for as_of in reversed(days):
+            progress.start(f"{job} {as_of}")
             outcome = execute(
                 config,
                 job,
@@ -161,12 +208,18 @@ def backfill(config_path: Path, job: str, start: date, end: date, out: Path, del
                 store=store,
                 dry_run=not deliver,
                 track_alerts=False,
+                progress=progress,
             )
+            progress.finish()
             outcomes.append(outcome)
             sent = sum(o.status in ("sent", "filed") for o in outcome.deliveries)
-            state = "could not run: " + outcome.error if outcome.error else f"{sent} deliveries"
-            print(f"{job} {as_of}: {len(outcome.run.findings) if outcome.run else 0} findings, {state}")
+            state = (
+                "could not run: " + outcome.error if outcome.error else _count(sent, "delivery", "deliveries")
+            )
+            found = _count(len(outcome.run.findings) if outcome.run else 0, "finding")
+            print(f"{job} {as_of}: {found}, {state}")
     finally:
+        progress.finish()
         sources.close()
     return 0 if all(o.ok for o in outcomes) else 1
 
@@ -253,7 +306,7 @@ def history(
         head = (
             f"run {r.id}  {r.job}  as of {r.as_of}  {fire}  started {r.started_at}  "
             f"finished {r.finished_at or '—'}  {r.status.upper()}"
-            + ("" if r.findings is None else f"  {r.findings} findings")
+            + ("" if r.findings is None else f"  {_count(r.findings, 'finding')}")
         )
         lines = [head]
         if r.error and r.status != "ok":
@@ -276,44 +329,80 @@ def _run_json(run: RunRow, deliveries: list) -> dict:
     return asdict(run) | {"deliveries": [asdict(d) for d in deliveries]}
 
 
-def preview(config_path: Path, job: str, as_of: date | None, recipient: str | None, out: Path) -> int:
-    """Render a job's outputs to out/preview/<job>/ without delivering anything."""
+def preview(
+    config_path: Path, job: str, as_of: date | None, recipient: str | None, out: Path, talk: int = 0
+) -> int:
+    """Render a job's outputs to out/preview/<job>/ without delivering anything; with `recipient`,
+    only what that recipient gets (a fixed recipient of the job gets everyone's report)."""
     config = load_config(config_path)
     check_jobs(config, [job])
     as_of = as_of or default_as_of(config.timezone)
-    sources = Sources(config)
+    progress, sources = Progress(talk), Sources(config)
+    progress.start(job)
     try:
-        job_run = compute_job(config, job, as_of, sources, _progress(job))
+        job_run = compute_job(config, job, as_of, sources, progress)
+        who = None if recipient is None else _recipient(config, job_run, recipient)
+        env = progress.watch(environment(config.templates_dir))
+        rendered = render_run(config, job_run, out / "preview" / job, recipient=who and who.key, env=env)
     finally:
+        progress.finish()
         sources.close()
-    folder = out / "preview" / job
-    rendered = render_run(config, job_run, folder, recipient=recipient)
-    if recipient is not None and not rendered:
-        keys = ", ".join(r.label for r in recipients(config, job_run)) or "none (the job is not scoped)"
+    if who is not None and not rendered:
         raise UsageError(
-            f"no recipient '{recipient}' in job '{job}' with anything to show", f"use one of: {keys}"
+            f"{who.label} has nothing to hear about from '{job}' for {as_of}",
+            "the job tells a recipient only of news (only_with_findings): try another --as-of",
         )
     for result in rendered:
         for path in result.files:
             print(path)
-    print(_describe(job_run))
+    if who is None:
+        print(_describe(job_run))
+    else:
+        report = rendered[0].report
+        print(_describe(job_run, report.findings, who.label if who is not EVERYONE else recipient))
     return 0 if job_run.ok else 1
 
 
-def _describe(job_run: JobRun) -> str:
+def _recipient(config: HeraldConfig, run: JobRun, wanted: str) -> Recipient:
+    """The recipient `--recipient` names: a scoped recipient by name, email or Slack handle (with
+    or without its @), or one of the job's fixed addresses, who get everyone's report."""
+
+    def plain(text: str) -> str:
+        return text.strip().lstrip("@#").casefold()
+
+    scoped = [r for r in recipients(config, run) if r is not EVERYONE]
+    found = [
+        r for r in scoped if plain(wanted) in {plain(n) for n in (r.key, r.label, r.email, r.slack) if n}
+    ]
+    if len(found) > 1:
+        emails = ", ".join(r.email or r.key for r in found)
+        raise UsageError(f"'{wanted}' names {len(found)} recipients", f"name one by email: {emails}")
+    if found:
+        return found[0]
+    fixed = [to for _, to in _routes(run.report) if to != "owner"]
+    if plain(wanted) in {plain(to) for to in [*fixed, EVERYONE.key, EVERYONE.label]}:
+        return EVERYONE
+    known = [r.label for r in scoped] + fixed
+    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    raise UsageError(f"no recipient '{wanted}' in job '{run.job}'", f"use one of: {shown or 'none'}")
+
+
+def _describe(job_run: JobRun, findings: list[Finding] | None = None, recipient: str | None = None) -> str:
+    """The run's findings as a table (only `findings`, e.g. one recipient's, when given)."""
+    findings = job_run.findings if findings is None else findings
     head = (
-        f"{job_run.job} — {job_run.period.label(job_run.report.period)} "
-        f"(as of {job_run.as_of}): {len(job_run.findings)} findings, {job_run.queries} queries"
+        f"{job_run.job} — {job_run.period.label(job_run.report.period)} (as of {job_run.as_of})"
+        + (f" for {recipient}" if recipient else "")
+        + f": {_count(len(findings), 'finding')}, {_count(job_run.queries, 'query', 'queries')}"
     )
     lines = [head]
-    if job_run.findings:
+    if findings:
         rows = [
-            [f.severity, f.rule, f.entity_name, format_value(f.value, f.unit), f.message]
-            for f in job_run.findings
+            [f.severity, f.rule, f.entity_name, format_value(f.value, f.unit), f.message] for f in findings
         ]
         headers = ["SEVERITY", "RULE", "ENTITY", "VALUE", "MESSAGE"]
-        if any(f.status for f in job_run.findings):  # tracked as alerts: say how each stands
-            rows = [[standing(f), *row] for f, row in zip(job_run.findings, rows, strict=True)]
+        if any(f.status for f in findings):  # tracked as alerts: say how each stands
+            rows = [[standing(f), *row] for f, row in zip(findings, rows, strict=True)]
             headers = ["ALERT", *headers]
         lines.append(table(headers, rows))
     lines += [f"note: {n}" for n in job_run.notes]
@@ -321,20 +410,105 @@ def _describe(job_run: JobRun) -> str:
     return "\n".join(lines)
 
 
-def _progress(job: str) -> Progress | None:
-    if not sys.stderr.isatty():
-        return None
+def _count(amount: int, word: str, plural: str | None = None) -> str:
+    """'1 finding', '2 findings'; irregular plurals given: _count(n, "query", "queries")."""
+    return f"{amount:,} {word if amount == 1 else plural or word + 's'}"
 
-    def show(step: str, done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r\033[K{job}: {step} ({done}/{total})", end=end, file=sys.stderr, flush=True)
 
-    return show
+_NOUNS = {
+    "querying": ("KPI", "KPIs"),
+    "rendering": ("report", "reports"),
+    "delivering": ("delivery", "deliveries"),
+}
+
+
+@dataclass
+class _Stage:
+    done: int = 0
+    total: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+
+class Progress:
+    """Long work as it goes. On a terminal: one line on stderr, redrawn for each KPI queried,
+    report rendered and delivery ended. Elsewhere nothing per item. With -v, the log instead of
+    that line, and one line per stage when a job is done. Nothing at all with -q. It is
+    compute_job's `progress` callback."""
+
+    def __init__(self, talk: int = 0, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = talk == 0 and self.stream.isatty()  # a log line would land in the middle of it
+        self.summary = talk > 0
+        self.job = ""
+        self.stages: dict[str, _Stage] = {}
+        self.seen: set[int] = set()  # the reports counted as rendering
+
+    def start(self, job: str) -> None:
+        self.job, self.stages, self.seen = job, {}, set()
+
+    def __call__(self, step: str, done: int, total: int | None = None) -> None:
+        """`step` starts with its stage's name: "querying events", "rendering Amara Okafor"."""
+        name, now = step.split(" ", 1)[0], time.monotonic()
+        for other in self.stages.values():
+            other.ended = other.ended or now
+        stage = self.stages.setdefault(name, _Stage())
+        stage.done, stage.ended = max(stage.done, done), None
+        stage.total = stage.total if total is None else total
+        if self.live:
+            count = str(stage.done) if stage.total is None else f"{stage.done}/{max(stage.total, stage.done)}"
+            print(f"\r\033[K{self.job}: {step} ({count})", end="", file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        """The job is done: clear the live line and, with -v, say how each stage went."""
+        if self.live and self.stages:
+            print("\r\033[K", end="", file=self.stream, flush=True)
+        if self.summary:
+            for name, stage in self.stages.items():
+                took = (stage.ended or time.monotonic()) - stage.started
+                amount = _count(stage.done, *_NOUNS.get(name, ("item", "items")))
+                print(f"{self.job}: {name}: {amount} in {took:.1f} s", file=self.stream)
+        self.stages = {}
+
+    def watch(self, env: jinja2.Environment) -> jinja2.Environment:
+        """`env`, telling this progress as each report starts rendering: execute() reports only
+        its queries, and every output's template is handed the report it shows."""
+        progress = self
+
+        class Watched(env.template_class):  # type: ignore[name-defined,misc]
+            def render(self, *args: Any, **kwargs: Any) -> str:
+                report = kwargs.get("report")
+                if isinstance(report, Report) and id(report) not in progress.seen:
+                    progress.seen.add(id(report))
+                    progress(f"rendering {report.recipient.label}", len(progress.seen))
+                return super().render(*args, **kwargs)
+
+        env.template_class = Watched
+        return env
+
+
+class _WatchedStore(Store):
+    """The store, telling `progress` how many deliveries a run plans and as each one ends
+    (execute() records every delivery here before sending it)."""
+
+    def __init__(self, path: Path, progress: Progress) -> None:
+        super().__init__(path)
+        self.progress = progress
+
+    def mark_planned(self, run_id: int) -> None:
+        super().mark_planned(run_id)
+        self.progress("delivering", 0, len(self.deliveries([run_id], ("pending",))))
+
+    def update_delivery(self, delivery_id: int, status: str, **details: Any) -> None:
+        super().update_delivery(delivery_id, status, **details)
+        if status != "retrying":
+            stage = self.progress.stages.get("delivering")
+            self.progress("delivering", (stage.done if stage else 0) + 1)
 
 
 def demo_data(out: Path, projects: int, days: int, seed: int) -> int:
     start = datetime.now()
     demo.build(out, projects=projects, days=days, seed=seed)
     seconds = (datetime.now() - start).total_seconds()
-    print(f"{out}: {projects} projects × {days} days (seed {seed}) in {seconds:.1f}s")
+    print(f"{out}: {_count(projects, 'project')} × {_count(days, 'day')} (seed {seed}) in {seconds:.1f}s")
     return 0

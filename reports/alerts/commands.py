@@ -31,7 +31,11 @@ def alerts(config_path: Path, job: str | None = None) -> int:
             (s for s in silences if s.covers(alert.rule, alert.entity, alert.entity_name, now_utc())), None
         )
         state = f"silenced (#{silenced.id})" if silenced else alert.state
-        since = alert.since if alert.state == "firing" else f"{alert.streak} run(s)"
+        since = (
+            alert.since
+            if alert.state == "firing"
+            else f"{alert.streak} run{'' if alert.streak == 1 else 's'}"
+        )
         rows.append(
             [
                 alert.job,

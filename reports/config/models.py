@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, create_model, model_validator
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from notifiers import delivery_type, notifier_types
 from reports.config.base import HeraldModel, fail
 from reports.config.types import (
+    PERCENT_JSON_SCHEMA,
     WEEKDAYS,
     CronString,
     Duration,
@@ -26,6 +29,7 @@ from reports.errors import KpiError
 from reports.kpis.periods import Grain
 from reports.render import formats
 from reports.rules import condition_type
+from reports.rules.threshold import Number
 from reports.scheduler.timing import Trigger, trigger
 from reports.sources import source_types
 
@@ -286,6 +290,21 @@ class DeliveryPolicy(HeraldModel):
     max_backoff_seconds: float = Field(60.0, ge=0, le=3600, description="The longest wait between tries.")
 
 
+# The parsers of rule bounds, which take '80%' as well as a number (see reports/rules/threshold.py).
+_PERCENT_PARSERS = {m.func for m in get_args(Number)[1:] if isinstance(m, BeforeValidator)}
+
+
+class ConfigJsonSchema(GenerateJsonSchema):
+    """config.yaml's JSON Schema. A rule bound (`below: "80%"`, `min_delta: "10%"`) is a number
+    parsed by a validator that also takes a percentage; pydantic sees only the number, so say both."""
+
+    def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
+        number = super().function_before_schema(schema)
+        if schema["function"]["function"] in _PERCENT_PARSERS:
+            return {"anyOf": [number, dict(PERCENT_JSON_SCHEMA)]}
+        return number
+
+
 class HeraldConfig(HeraldModel):
     timezone: TimeZoneName = Field("UTC", description="Calendar days and schedules are in this zone.")
     week_start: Weekday = Field("monday", description="The first day of a week.")
@@ -310,6 +329,13 @@ class HeraldConfig(HeraldModel):
     )
 
     _base_dir: Path = PrivateAttr(default=Path())
+
+    @classmethod
+    def model_json_schema(  # type: ignore[override]
+        cls, *args: Any, schema_generator: type[GenerateJsonSchema] = ConfigJsonSchema, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The JSON Schema `run.py schema` prints, percentages in rule bounds included."""
+        return super().model_json_schema(*args, schema_generator=schema_generator, **kwargs)
 
     @property
     def base_dir(self) -> Path:

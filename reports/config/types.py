@@ -26,6 +26,9 @@ MAX_DURATION = timedelta(days=366)  # longer is a typo, and would overflow timed
 MAX_RUNS = 1000
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TIME = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\s*$")
+# A rule's bound may be written as a percentage, '80%' (0.8), as well as a number.
+PERCENT = re.compile(r"^\s*-?\d+(\.\d+)?\s*%\s*$")
+PERCENT_JSON_SCHEMA = {"type": "string", "pattern": PERCENT.pattern, "examples": ["80%"]}
 
 
 def _shown(value: Any) -> str:

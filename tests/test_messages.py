@@ -177,3 +177,12 @@ def test_a_storm_is_one_line_in_the_email_too(reports):
     body = email_body(environment(), replace(report, findings=storm, group_over=10), [])
     assert "usage_drop fired for 47 projects at once" in body.text and "Account 12" not in body.text
     assert "fired for 47 projects at once" in body.html and "Account 12" not in body.html
+
+
+def test_an_alert_says_what_to_do_next(reports):
+    everyone = reports["cs_daily_alerts"][0]
+    text = json.dumps(slack_message(everyone))
+    assert "_Next:_ Ask the customer to reconnect their CRM" in text
+    assert "<https://wiki.example.com/runbooks/crm-sync>" in text  # the runbook is a link
+    body = email_body(environment(), everyone, [])
+    assert "Next: Ask the customer to reconnect their CRM" in body.text and "Next: Ask" in body.html

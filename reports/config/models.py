@@ -166,6 +166,9 @@ class RuleConfig(HeraldModel):
         timedelta(days=3), description="While an alert keeps firing, remind its owners this often."
     )
     description: str = Field("", description="Why the rule exists, for readers of its findings.")
+    action: str = Field(
+        "", max_length=500, description="What to do about it, or a runbook link: shown with each alert."
+    )
 
 
 class Schedule(HeraldModel):

@@ -7,6 +7,7 @@ with a count instead of being cut off silently. Warehouse text is escaped for mr
 
 from __future__ import annotations
 
+import re
 from itertools import groupby
 from typing import Any
 
@@ -46,6 +47,13 @@ def _chunks(title: str, lines: list[str]) -> list[str]:
         current += "\n" + line
     texts.append(current)
     return texts
+
+
+def _linked(text: str) -> str:
+    """Config text for Slack: escaped, with an http(s) link in it made clickable."""
+    return re.sub(
+        r"&lt;(https?://[^\s|&]+)&gt;|(https?://[^\s|&<>]+)", lambda m: f"<{m[1] or m[2]}>", escape(text)
+    )
 
 
 def _marker(finding: Finding) -> str:
@@ -100,7 +108,11 @@ def slack_message(report: Report) -> dict[str, Any]:
             items = list(group)
             owner = f" · {escape(clip(items[0].owner, 80))}" if channel and items[0].owner else ""
             title = f"*{escape(clip(items[0].entity_name, 150))}*{owner}"
-            lines = [f"• {escape(clip(f.message, 500))}{_marker(f)}" for f in items]
+            lines = [
+                f"• {escape(clip(f.message, 500))}{_marker(f)}"
+                + (f"\n    _Next:_ {_linked(f.action)}" if f.action else "")
+                for f in items
+            ]
             for index, text in enumerate(_chunks(title, lines)):
                 body.append((_section(text), len(items) if index == 0 else 0))
     if report.resolved:

@@ -39,6 +39,7 @@ def evaluate_rule(rule: RuleConfig, kpi: KpiData, clock: Clock, names: pd.Series
             unit=getattr(row, "unit", kpi.config.unit),
             message=row.message + suffix,
             as_of=clock.as_of,
+            action=rule.action,
         )
         for entity, row in latest.iterrows()
     ]

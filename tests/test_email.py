@@ -220,3 +220,13 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(tmp_path):
     assert len(waits) == 4
     for wait, ceiling in zip(waits, [2, 4, 5, 5], strict=True):
         assert ceiling * 0.5 <= wait <= ceiling
+
+
+def test_a_relative_ca_file_is_found_beside_the_config(tmp_path, demo_db):
+    with smtp_server(tmp_path) as (box, port, cert):
+        config = configure(tmp_path / "cfg", demo_db, port, cert)
+        (config.parent / "ca.pem").write_bytes(cert.read_bytes())
+        config.write_text(config.read_text().replace(str(cert), "ca.pem"))
+        outcome, _ = execute_job(config, "executive_weekly", tmp_path / "out")
+    assert outcome.ok, outcome.problems()
+    assert len(box.messages) == 1

@@ -74,10 +74,19 @@ def channels_for(config: HeraldConfig, outbox: Path, dry_run: bool) -> dict[str,
     """Every registered channel, live where its settings allow; the outbox stands in for the rest."""
     channels: dict[str, Notifier] = {}
     for name, cls in NOTIFIERS.items():
-        settings = getattr(config.channels, name, None)
+        settings = _paths_from_config(config, getattr(config.channels, name, None))
         live = None if dry_run else cls.connect(settings)
         channels[name] = live or OutboxNotifier(outbox, cls, settings, config.base_dir)
     return channels
+
+
+def _paths_from_config(config: HeraldConfig, settings: BaseModel | None) -> BaseModel | None:
+    """A channel's file settings (a CA bundle) are relative to config.yaml's folder, like every
+    other path in it."""
+    if settings is None:
+        return None
+    paths = {k: config.path(v) for k, v in settings if isinstance(v, Path) and not v.is_absolute()}
+    return settings.model_copy(update=paths) if paths else settings
 
 
 def _entry(entry: BaseModel) -> tuple[str, BaseModel]:

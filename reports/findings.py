@@ -27,6 +27,7 @@ class Finding:
     as_of: date
     owner: str = ""  # the entity's owner (a CS person), named in channel messages
     action: str = ""  # what to do next (the rule's `action`), shown with the alert
+    why: str = ""  # why the rule exists (its `description`)
     # Set by the alert lifecycle (reports/alerts/); an untracked finding (a preview) has none.
     status: str = ""  # new, ongoing or resolved
     since: date | None = None  # firing since this as-of date

@@ -110,6 +110,7 @@ def slack_message(report: Report) -> dict[str, Any]:
             title = f"*{escape(clip(items[0].entity_name, 150))}*{owner}"
             lines = [
                 f"• {escape(clip(f.message, 500))}{_marker(f)}"
+                + (f"\n    _{escape(clip(f.why, 300))}_" if f.why else "")
                 + (f"\n    _Next:_ {_linked(f.action)}" if f.action else "")
                 for f in items
             ]

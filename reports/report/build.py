@@ -271,8 +271,15 @@ def _definition(config: HeraldConfig, name: str) -> Definition:
         kpi.higher_is_better,
         kpi.source,
         kpi.sql_for(dialect, name).strip(),
-        kpi.description,
+        " ".join(filter(None, [kpi.description, AGGREGATES.get(kpi.aggregate, "")])),
     )
+
+
+# What a period's figure is, for each way of folding days and entities into one.
+AGGREGATES = {
+    "last": "A period's figure adds up each entity's latest value in it, so one that stopped "
+    "reporting before the period ended still counts with what it last reported.",
+}
 
 
 def _rollups(config: HeraldConfig, run: JobRun, names: list[str], kind: str) -> list[Rollup]:

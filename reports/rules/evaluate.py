@@ -40,6 +40,7 @@ def evaluate_rule(rule: RuleConfig, kpi: KpiData, clock: Clock, names: pd.Series
             message=row.message + suffix,
             as_of=clock.as_of,
             action=rule.action,
+            why=rule.description,
         )
         for entity, row in latest.iterrows()
     ]

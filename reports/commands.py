@@ -432,14 +432,14 @@ class _Stage:
 
 class Progress:
     """Long work as it goes. On a terminal: one line on stderr, redrawn for each KPI queried,
-    report rendered and delivery ended. Elsewhere nothing per item. With -v, the log instead of
-    that line, and one line per stage when a job is done. Nothing at all with -q. It is
+    report rendered and delivery ended. Elsewhere (a log file, a pipe) and with -v: one line per
+    stage when a job is done, with its count and time. Nothing at all with -q. It is
     compute_job's `progress` callback."""
 
     def __init__(self, talk: int = 0, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.live = talk == 0 and self.stream.isatty()  # a log line would land in the middle of it
-        self.summary = talk > 0
+        self.summary = talk > 0 or (talk == 0 and not self.live)  # a log file gets a line per stage
         self.job = ""
         self.stages: dict[str, _Stage] = {}
         self.seen: set[int] = set()  # the reports counted as rendering

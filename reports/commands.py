@@ -9,10 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 from zoneinfo import ZoneInfo
-
-import jinja2
 
 from notifiers import NOTIFIERS
 from reports import demo
@@ -28,7 +26,7 @@ from reports.pipeline.execute import JobOutcome, execute, retry_failures, summar
 from reports.render.outputs import render_run
 from reports.render.templates import environment
 from reports.report.build import recipients
-from reports.report.model import EVERYONE, Recipient, Report
+from reports.report.model import EVERYONE, Recipient
 from reports.sources.pool import Sources
 from reports.sources.preflight import check_all
 from reports.store import RunRow, Store
@@ -131,8 +129,7 @@ def run(
     check_out(out)
     progress = Progress(talk)
     sources = Sources(config)
-    env = progress.watch(environment(config.templates_dir))
-    store = _WatchedStore(config.path(config.store), progress)
+    env, store = environment(config.templates_dir), Store(config.path(config.store))
     outcomes = []
     try:
         for job in jobs:
@@ -192,8 +189,7 @@ def backfill(
         clock = clock.on(clock.shift(clock.current, 1).end)
     progress = Progress(talk)
     sources = Sources(config)
-    env = progress.watch(environment(config.templates_dir))
-    store = _WatchedStore(config.path(config.store), progress)
+    env, store = environment(config.templates_dir), Store(config.path(config.store))
     outcomes = []
     try:
         for as_of in reversed(days):
@@ -342,8 +338,10 @@ def preview(
     try:
         job_run = compute_job(config, job, as_of, sources, progress)
         who = None if recipient is None else _recipient(config, job_run, recipient)
-        env = progress.watch(environment(config.templates_dir))
-        rendered = render_run(config, job_run, out / "preview" / job, recipient=who and who.key, env=env)
+        env = environment(config.templates_dir)
+        rendered = render_run(
+            config, job_run, out / "preview" / job, recipient=who and who.key, env=env, progress=progress
+        )
     finally:
         progress.finish()
         sources.close()
@@ -442,10 +440,9 @@ class Progress:
         self.summary = talk > 0 or (talk == 0 and not self.live)  # a log file gets a line per stage
         self.job = ""
         self.stages: dict[str, _Stage] = {}
-        self.seen: set[int] = set()  # the reports counted as rendering
 
     def start(self, job: str) -> None:
-        self.job, self.stages, self.seen = job, {}, set()
+        self.job, self.stages = job, {}
 
     def __call__(self, step: str, done: int, total: int | None = None) -> None:
         """`step` starts with its stage's name: "querying events", "rendering Amara Okafor"."""
@@ -469,41 +466,6 @@ class Progress:
                 amount = _count(stage.done, *_NOUNS.get(name, ("item", "items")))
                 print(f"{self.job}: {name}: {amount} in {took:.1f} s", file=self.stream)
         self.stages = {}
-
-    def watch(self, env: jinja2.Environment) -> jinja2.Environment:
-        """`env`, telling this progress as each report starts rendering: execute() reports only
-        its queries, and every output's template is handed the report it shows."""
-        progress = self
-
-        class Watched(env.template_class):  # type: ignore[name-defined,misc]
-            def render(self, *args: Any, **kwargs: Any) -> str:
-                report = kwargs.get("report")
-                if isinstance(report, Report) and id(report) not in progress.seen:
-                    progress.seen.add(id(report))
-                    progress(f"rendering {report.recipient.label}", len(progress.seen))
-                return super().render(*args, **kwargs)
-
-        env.template_class = Watched
-        return env
-
-
-class _WatchedStore(Store):
-    """The store, telling `progress` how many deliveries a run plans and as each one ends
-    (execute() records every delivery here before sending it)."""
-
-    def __init__(self, path: Path, progress: Progress) -> None:
-        super().__init__(path)
-        self.progress = progress
-
-    def mark_planned(self, run_id: int) -> None:
-        super().mark_planned(run_id)
-        self.progress("delivering", 0, len(self.deliveries([run_id], ("pending",))))
-
-    def update_delivery(self, delivery_id: int, status: str, **details: Any) -> None:
-        super().update_delivery(delivery_id, status, **details)
-        if status != "retrying":
-            stage = self.progress.stages.get("delivering")
-            self.progress("delivering", (stage.done if stage else 0) + 1)
 
 
 def demo_data(out: Path, projects: int, days: int, seed: int) -> int:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from notifiers import NOTIFIERS, Attachment, DeliveryError, Message, Notifier
 from notifiers.outbox import OutboxNotifier
 from reports.config.models import DeliveryPolicy, HeraldConfig
-from reports.pipeline.compute import JobRun
+from reports.pipeline.compute import JobRun, Progress
 from reports.render.outputs import Rendered
 from reports.render.templates import TemplateError
 from reports.report.model import EVERYONE
@@ -284,12 +284,15 @@ def deliver(
     policy: DeliveryPolicy,
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> list[Outcome]:
     """Send recorded deliveries, retrying transient failures in rounds; every attempt lands in the
     store. An outbox stand-in files a message rather than sending it, and says so: `filed`.
     When `stop` is set, the delivery in flight finishes and `Interrupted` is raised."""
     outcomes: dict[int, Outcome] = {}
     waiting = list(pending)
+    if progress and pending:
+        progress("delivering", 0, len(pending))
     for attempt in range(1, policy.attempts + 1):
         retry = []
         for row, delivery in waiting:
@@ -315,6 +318,8 @@ def deliver(
                 )
                 if last:
                     outcomes[row] = Outcome(delivery, "failed", attempt, error=error)
+                    if progress:
+                        progress("delivering", len(outcomes), len(pending))
                 else:
                     retry.append((row, delivery))
                 continue
@@ -328,6 +333,8 @@ def deliver(
                 extra={"event": "delivery", "status": status},
             )
             outcomes[row] = Outcome(delivery, status, attempt, provider_id)
+            if progress:
+                progress("delivering", len(outcomes), len(pending))
         if not retry:
             break
         wait = min(policy.max_backoff_seconds, policy.backoff_seconds * 2 ** (attempt - 1))

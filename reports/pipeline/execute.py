@@ -116,7 +116,7 @@ def execute(
         outcome.run.findings = life.findings
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
-        outcome.rendered = render_run(config, outcome.run, folder, env=env)
+        outcome.rendered = render_run(config, outcome.run, folder, env=env, progress=progress)
         planned = plan(config, outcome.rendered, env)
         owners = config.reports[job].owners
         if owners and any(f.rule == "data_late" for f in outcome.run.findings):
@@ -132,7 +132,7 @@ def execute(
             mark_told(store, life.findings, as_of)
             mark_escalated(store, escalated, as_of)
         store.mark_planned(run_id)
-        outcome.deliveries += deliver(pending, channels, store, config.delivery, stop=stop)
+        outcome.deliveries += deliver(pending, channels, store, config.delivery, stop=stop, progress=progress)
     except NotReady as exc:
         log.warning("job %s: %s", job, exc)
         outcome.error, outcome.refused = str(exc), True

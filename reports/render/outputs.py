@@ -20,7 +20,7 @@ import jinja2
 
 from notifiers import NOTIFIERS
 from reports.config.models import HeraldConfig
-from reports.pipeline.compute import JobRun
+from reports.pipeline.compute import JobRun, Progress
 from reports.render import RENDERERS, renderer
 from reports.render.html import EmailBody, email_body
 from reports.render.slack import slack_message
@@ -79,12 +79,16 @@ def render_run(
     recipient: str | None = None,
     now: datetime | None = None,
     env: jinja2.Environment | None = None,
+    progress: Progress | None = None,
 ) -> list[Rendered]:
     """Write every output of `run` under `folder` (one sub-folder per scoped recipient)."""
     env = env or environment(config.templates_dir)
     cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
     results = []
-    for report in build_all(config, run, now, only=recipient, sections=sections(run)):
+    reports = build_all(config, run, now, only=recipient, sections=sections(run))
+    for number, report in enumerate(reports, start=1):
+        if progress:
+            progress(f"rendering {report.recipient.label}", number, len(reports))
         quiet = run.report.only_with_findings and not any(f.news for f in report.findings)
         if quiet and report.recipient is not EVERYONE:
             continue  # nothing to tell this recipient today

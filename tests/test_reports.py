@@ -256,3 +256,14 @@ def test_trend_axes_are_honest(executive):
     assert high - low >= 0.05 - 1e-9 and 0 <= low < high <= 1
     values = [v for t in report.trends if t.kpi == "bounce_rate" for v in t.values if v is not None]
     assert low <= min(values) and max(values) <= high
+
+
+def test_narrowing_a_run_gives_exactly_the_recipients_rows(scoped):
+    _config, run, owner, _ = scoped
+    mine = run.scoped(list(owner.entities))
+    for name, kpi in run.kpis.items():
+        expected = kpi.frame[kpi.frame["entity"].isin(owner.entities)].reset_index(drop=True)
+        assert mine.kpis[name].frame.equals(expected)
+    one = sorted(owner.entities)[0]
+    again = mine.scoped([one])  # narrowing a narrowed run looks up its own rows
+    assert set(again.kpis["events"].frame["entity"]) == {one}

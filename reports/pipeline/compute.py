@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
 from reports.config.models import HeraldConfig, ReportConfig, RuleConfig
@@ -42,6 +43,8 @@ class JobRun:
     holding: list[Finding] = field(default_factory=list)  # rules' conditions met on this run alone
     held: set[str] = field(default_factory=set)  # rules not evaluated (KPI failed, late or stale)
     queries: int = 0
+    # Row positions of each entity in each KPI's frame, found once per run (see `scoped`).
+    _rows: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -65,14 +68,27 @@ class JobRun:
             return self
         keep = set(entities)
         kpis = {
-            name: replace(kpi, frame=kpi.frame[kpi.frame["entity"].isin(keep)].reset_index(drop=True))
-            for name, kpi in self.kpis.items()
+            name: replace(kpi, frame=self._rows_of(name, kpi, entities)) for name, kpi in self.kpis.items()
         }
         # Findings about a whole table (stale data) belong to everyone's report, not to each owner's.
         findings = [f for f in self.findings if f.entity in keep]
         return replace(
-            self, kpis=kpis, findings=findings, entities=self.entities[self.entities.index.isin(keep)]
+            self,
+            kpis=kpis,
+            findings=findings,
+            entities=self.entities[self.entities.index.isin(keep)],
+            _rows={},  # its frames are new: its own split, if it is narrowed again
         )
+
+    def _rows_of(self, name: str, kpi: KpiData, entities: list[str]) -> pd.DataFrame:
+        """One recipient's rows of a KPI: a lookup into the frame split by entity once per run,
+        not a filter over every row for every recipient (quadratic across thousands)."""
+        if name not in self._rows:
+            self._rows[name] = kpi.frame.groupby("entity", sort=False).indices
+        index = self._rows[name]
+        found = [index[e] for e in dict.fromkeys(entities) if e in index]
+        positions = np.sort(np.concatenate(found)) if found else np.array([], dtype=np.int64)
+        return kpi.frame.iloc[positions].reset_index(drop=True)
 
     def groups(self, dimension: str) -> pd.Series:
         """Entity → its plan, region, industry or owner, for `KpiData.rollup` and `series`."""

@@ -6,10 +6,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from notifiers import NOTIFIERS
@@ -127,35 +128,12 @@ def run(
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)
     check_out(out)
-    progress = Progress(talk)
-    sources = Sources(config)
-    env, store = environment(config.templates_dir), Store(config.path(config.store))
-    outcomes = []
-    try:
-        for job in jobs:
-            progress.start(job)
-            if retry_failed:
-                outcomes.append(retry_failures(config, job, as_of, out, store, dry_run))
-                progress.finish()
-                continue
-            outcomes.append(
-                execute(
-                    config,
-                    job,
-                    as_of,
-                    out,
-                    sources=sources,
-                    env=env,
-                    store=store,
-                    dry_run=dry_run,
-                    progress=progress,
-                    resend=resend,
-                )
-            )
-            progress.finish()
-    finally:
-        progress.finish()
-        sources.close()
+    if retry_failed:  # from the recorded messages: nothing is queried or rendered again
+        store = Store(config.path(config.store))
+        outcomes = [retry_failures(config, job, as_of, out, store, dry_run) for job in jobs]
+    else:
+        runs = [(job, as_of) for job in jobs]
+        outcomes = list(_executed(config, runs, out, talk, dry_run=dry_run, resend=resend))
     if as_json:
         summaries = [
             (summary(o.run) if o.run else {"job": o.job, "as_of": o.as_of.isoformat()})
@@ -173,6 +151,27 @@ def run(
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def _executed(
+    config: HeraldConfig, runs: list[tuple[str, date]], out: Path, talk: int, **options: Any
+) -> Iterator[JobOutcome]:
+    """Execute each (job, as-of) in turn, sharing one set of sources, templates and store, and
+    hand each outcome back as it finishes."""
+    progress, sources = Progress(talk), Sources(config)
+    env, store = environment(config.templates_dir), Store(config.path(config.store))
+    dates = {as_of for _, as_of in runs}
+    try:
+        for job, as_of in runs:
+            progress.start(job if len(dates) == 1 else f"{job} {as_of}")
+            outcome = execute(
+                config, job, as_of, out, sources=sources, env=env, store=store, progress=progress, **options
+            )
+            progress.finish()
+            yield outcome
+    finally:
+        progress.finish()
+        sources.close()
+
+
 def backfill(
     config_path: Path, job: str, start: date, end: date, out: Path, deliver: bool, talk: int = 0
 ) -> int:
@@ -187,36 +186,14 @@ def backfill(
     while clock.as_of >= start:
         days.append(clock.as_of)
         clock = clock.on(clock.shift(clock.current, 1).end)
-    progress = Progress(talk)
-    sources = Sources(config)
-    env, store = environment(config.templates_dir), Store(config.path(config.store))
     outcomes = []
-    try:
-        for as_of in reversed(days):
-            progress.start(f"{job} {as_of}")
-            outcome = execute(
-                config,
-                job,
-                as_of,
-                out,
-                sources=sources,
-                env=env,
-                store=store,
-                dry_run=not deliver,
-                track_alerts=False,
-                progress=progress,
-            )
-            progress.finish()
-            outcomes.append(outcome)
-            sent = sum(o.status in ("sent", "filed") for o in outcome.deliveries)
-            state = (
-                "could not run: " + outcome.error if outcome.error else _count(sent, "delivery", "deliveries")
-            )
-            found = _count(len(outcome.run.findings) if outcome.run else 0, "finding")
-            print(f"{job} {as_of}: {found}, {state}")
-    finally:
-        progress.finish()
-        sources.close()
+    runs = [(job, as_of) for as_of in reversed(days)]
+    for outcome in _executed(config, runs, out, talk, dry_run=not deliver, track_alerts=False):
+        outcomes.append(outcome)
+        sent = sum(o.status in ("sent", "filed") for o in outcome.deliveries)
+        state = "could not run: " + outcome.error if outcome.error else _count(sent, "delivery", "deliveries")
+        found = _count(len(outcome.run.findings) if outcome.run else 0, "finding")
+        print(f"{outcome.job} {outcome.as_of}: {found}, {state}")
     return 0 if all(o.ok for o in outcomes) else 1
 
 

@@ -50,8 +50,8 @@ def track(config: HeraldConfig, run: JobRun, store: Store, moment: datetime) -> 
     book = AlertBook(store)
     as_of = run.as_of.isoformat()
     latest = book.latest_evaluation(run.job)
-    if latest is not None and latest > as_of:
-        return Lifecycle(findings=list(run.findings), tracked=False)
+    if latest is not None and latest > as_of:  # older than what the book has seen: leave it be
+        return untracked(run)
     previous = run.clock.shift(run.clock.current, 1).end.isoformat()
     counted = store.ran(run.job, previous)
     known = {(a.rule, a.entity): a for a in book.alerts(run.job)}

@@ -237,9 +237,11 @@ def record(
         elif isinstance(result, int):
             pending.append((result, delivery))
         else:
-            verb = "already " + result.status if result.status in ("sent", "filed") else "being sent by"
+            gone = result.status in ("sent", "filed")
             reason = (
-                f"{verb} (run {result.run_id})" if verb != "being sent by" else f"{verb} run {result.run_id}"
+                f"already {result.status} (run {result.run_id})"
+                if gone
+                else f"being sent by run {result.run_id}"
             )
             skipped.append(Outcome(delivery, "skipped", 0, result.provider_id, reason))
     return pending, skipped

@@ -27,6 +27,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) > 64:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of workers from 0 to 64, or auto")
+    return int(text)
+
+
 def version() -> str:
     """Herald's version: the installed package's, else the one pyproject.toml beside this file names."""
     from importlib import metadata
@@ -102,6 +110,11 @@ def parser(prog: str = "run.py") -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="send only the deliveries that failed, as they were"
     )
     run.add_argument("--out", type=Path, default=Path("out"), help="write outputs under OUT/JOB/AS_OF/ (out)")
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        help="processes rendering and delivering reports: a number (0: this one) or auto (config `workers:`)",
+    )
 
     preview = commands.add_parser("preview", parents=[common], help="render a job's outputs to out/preview/")
     preview.add_argument("job", metavar="JOB", help="the job to preview (see `list`)")
@@ -219,6 +232,7 @@ def _main(argv: list[str] | None) -> int:
                 resend=args.resend,
                 retry_failed=args.retry_failed,
                 talk=talk,
+                workers=args.workers,
             )
         if args.command == "preview":
             return commands.preview(args.config, args.job, args.as_of, args.recipient, args.out, talk)

@@ -121,9 +121,12 @@ def run(
     resend: bool = False,
     retry_failed: bool = False,
     talk: int = 0,
+    workers: int | str | None = None,
 ) -> int:
     """Run `jobs` now for `as_of`; `talk` is -1 (-q), 0 or 1 (-v): how much progress to show."""
     config = load_config(config_path)
+    if workers is not None:
+        config = config.model_copy(update={"workers": workers})
     as_of = as_of or default_as_of(config.timezone)
     jobs = jobs or list(config.reports)
     check_jobs(config, jobs)

@@ -51,7 +51,12 @@ def test_output_to_a_closed_pipe_is_not_an_error(demo_config):
 
 def test_list_as_json(herald, demo_config):
     jobs = json.loads(herald("list", "--json", "--config", demo_config).out)
-    assert [j["job"] for j in jobs] == ["executive_weekly", "cs_daily_alerts", "analyst_monthly"]
+    assert [j["job"] for j in jobs] == [
+        "executive_weekly",
+        "cs_daily_alerts",
+        "analyst_monthly",
+        "project_health",
+    ]
     assert all({"schedule", "formats", "recipients"} <= j.keys() for j in jobs)
 
 

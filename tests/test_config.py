@@ -250,7 +250,7 @@ def test_secrets_from_the_environment_never_appear_in_errors():
 
 def test_the_repository_config_is_valid():
     config = load_config(ROOT / "config.yaml", environ={})
-    assert set(config.reports) == {"executive_weekly", "cs_daily_alerts", "analyst_monthly"}
+    assert set(config.reports) == {"executive_weekly", "cs_daily_alerts", "analyst_monthly", "project_health"}
 
 
 def test_validate_command_exit_codes(herald, tmp_path: Path):

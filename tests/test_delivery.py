@@ -11,7 +11,8 @@ INCIDENT_DAY = "2026-11-22"
 
 
 def test_without_credentials_every_delivery_lands_in_the_outbox(herald, demo_config, tmp_path):
-    result = herald("run", "--all", "--as-of", INCIDENT_DAY, "--config", demo_config)
+    jobs = ["executive_weekly", "cs_daily_alerts", "analyst_monthly"]
+    result = herald("run", *jobs, "--as-of", INCIDENT_DAY, "--config", demo_config)
     assert result.code == 0, result.err
     outbox = tmp_path / "out" / "outbox"
     files = sorted(p.relative_to(outbox).as_posix() for p in outbox.rglob("*") if p.is_file())

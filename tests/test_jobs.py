@@ -107,7 +107,10 @@ def test_run_all_writes_findings_under_out(herald, demo_config, tmp_path):
         "analyst_monthly/2026-11-22/analyst_monthly-2026-11-22.xlsx",
         "cs_daily_alerts/2026-11-22/slack.json",
         "cs_daily_alerts/2026-11-22/amara-okafor/slack.json",
+        "project_health/2026-11-22/project_health-2026-11-22.pdf",  # the whole portfolio, for the archive
+        "project_health/2026-11-22/willow-media/project_health-2026-11-22-willow-media.pdf",
     } <= files
+    assert sum(name.startswith("project_health/") and name.endswith(".pdf") for name in files) == 401
     assert not any(name.endswith(".partial") for name in files)
     archived = (out / "executive_weekly" / INCIDENT_DAY / "email.html").read_text()
     assert "data:image/png;base64," in archived and "cid:" not in archived  # opens from disk whole

@@ -233,7 +233,11 @@ class ReportConfig(HeraldModel):
     rules: list[str] | None = Field(None, description="Rules evaluated; every rule on its KPIs when unset.")
     trend_periods: int = Field(12, ge=2, le=104, description="Periods in trend charts.")
     scope: str | None = Field(
-        None, description="Build one report per value of this entity column (e.g. owner)."
+        None,
+        description=(
+            "Build one report per value of this entity column (e.g. owner), or per entity with "
+            "`entity` (each reaches the entity's owner)."
+        ),
     )
     only_with_findings: bool = Field(
         False,
@@ -325,6 +329,13 @@ class HeraldConfig(HeraldModel):
     )
     delivery: DeliveryPolicy = Field(
         default_factory=DeliveryPolicy, description="Retries of failed deliveries."
+    )
+    workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Processes that render and deliver a job's reports: `auto` is one per core for a job with "
+            "many reports, 0 renders in Herald's own process."
+        ),
     )
     store: Path = Field(Path("data/herald.sqlite"), description="The SQLite file of runs and deliveries.")
     archive_url: WebAddress | None = Field(

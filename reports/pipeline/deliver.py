@@ -23,8 +23,12 @@ from pydantic import BaseModel
 from notifiers import NOTIFIERS, Attachment, DeliveryError, Message, Notifier
 from notifiers.outbox import OutboxNotifier
 from reports.config.models import DeliveryPolicy, HeraldConfig
+from reports.formatting import clip
 from reports.pipeline.compute import JobRun, Progress
-from reports.render.outputs import Rendered
+from reports.render.html import Bundled, email_body, email_bundle
+from reports.render.outputs import Rendered, archive_link
+from reports.render.slack import escape as slack_escape
+from reports.render.slack import slack_message
 from reports.render.templates import TemplateError
 from reports.report.model import EVERYONE
 from reports.store import Planned, Store
@@ -102,8 +106,10 @@ def _attachments(rendered: Rendered) -> list[Attachment]:
 def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = None) -> Message:
     """One report's message, from the body and Slack blocks rendered with it; each channel uses
     what suits it. `subject` is a `deliver:` entry's template, rendered by the report's environment."""
-    body = rendered.email
-    assert body is not None, "render_run renders every report's email body"
+    body = rendered.email or email_body(
+        env, rendered.report, [p.name for p, _ in rendered.attached], links=rendered.links
+    )
+    slack = rendered.slack or slack_message(rendered.report)
     if subject is not None:  # a subject line is plain text: nothing in it is HTML-escaped
         try:
             template = env.overlay(autoescape=False).from_string(subject)
@@ -120,8 +126,8 @@ def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = N
         body.html,
         body.inline,
         _attachments(rendered),
-        blocks=rendered.slack.get("blocks"),
-        summary=rendered.slack.get("text"),
+        blocks=slack.get("blocks"),
+        summary=slack.get("text"),
     )
 
 
@@ -137,21 +143,77 @@ def plan(config: HeraldConfig, results: list[Rendered], env: jinja2.Environment)
         channel, target = _entry(entry)
         for route in NOTIFIERS[channel].routes(target):
             if route.owner:
-                for rendered in scoped:
-                    address = rendered.report.recipient.contact(channel)
-                    if address:
-                        message = compose(rendered, env, route.subject)
-                        delivery = Delivery(channel, _shown(address), address, message, _alerts(rendered))
-                        if not NOTIFIERS[channel].accepts(address):
-                            delivery.refused = (
-                                f"{rendered.report.recipient.label}'s {channel} address in the warehouse "
-                                f"is not one ({_shown(address)}) — fix it in the data the entity query reads"
-                            )
-                        planned.append(delivery)
+                for address, group in _by_address(scoped, channel).items():
+                    if len(group) == 1:
+                        message = compose(group[0], env, route.subject)
+                    else:  # an owner of many entities gets one message, not one per entity
+                        message = compose_bundle(config, group, env, route.subject)
+                    alerts = tuple(a for rendered in group for a in _alerts(rendered))
+                    delivery = Delivery(channel, _shown(address), address, message, alerts)
+                    if not NOTIFIERS[channel].accepts(address):
+                        delivery.refused = (
+                            f"{group[0].report.recipient.label}'s {channel} address in the warehouse "
+                            f"is not one ({_shown(address)}) — fix it in the data the entity query reads"
+                        )
+                    planned.append(delivery)
             elif everyone is not None:
                 message = compose(everyone, env, route.subject)
                 planned.append(Delivery(channel, route.label, route.address, message, _alerts(everyone)))
     return planned
+
+
+def _by_address(scoped: list[Rendered], channel: str) -> dict[str, list[Rendered]]:
+    """Scoped reports by where they go on `channel`: one owner may look after many entities."""
+    found: dict[str, list[Rendered]] = {}
+    for rendered in scoped:
+        address = rendered.report.recipient.contact(channel)
+        if address:
+            found.setdefault(address, []).append(rendered)
+    return found
+
+
+BUNDLE_ATTACHMENTS = 10  # past this many reports in one message, each is linked from the archive
+
+
+def compose_bundle(
+    config: HeraldConfig, group: list[Rendered], env: jinja2.Environment, subject: str | None = None
+) -> Message:
+    """One message carrying many entities' reports to their owner: attached while they are few
+    and small enough together, else filed in the archive and linked, one line per entity."""
+    cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
+    # Each report's own file (the PDF): attached when there are few and they fit, else linked.
+    group = sorted(group, key=lambda r: (-len(r.report.open_alerts), r.report.recipient.label.casefold()))
+    files = [(r, r.attached[0] if r.attached else None) for r in group]
+    size = sum(found[0].stat().st_size for _, found in files if found)
+    attach = len(group) <= BUNDLE_ATTACHMENTS and size <= cap
+    items, attachments = [], []
+    for rendered, found in files:
+        main = found[0] if found else (rendered.files[0] if rendered.files else None)
+        name = main.name if main else ""
+        if attach and found:
+            items.append(Bundled(rendered.report, name))
+            attachments.append(Attachment(found[0].name, found[0].read_bytes(), found[1]))
+        else:
+            link = rendered.links.get(name) or (archive_link(config, main) if main else None)
+            items.append(Bundled(rendered.report, name, link))
+    if subject is not None:
+        subject = compose(group[0], env, subject).subject
+    job = config.reports[group[0].report.job]
+    body = email_bundle(env, job.title or group[0].report.job, items, subject)
+    lines = [
+        f"• *{slack_escape(clip(i.report.recipient.label, 150))}*"
+        + (f" · {len(i.report.open_alerts)} open alerts" if i.report.open_alerts else "")
+        + (f" · <{slack_escape(i.link)}|open>" if i.link and i.link.startswith("http") else "")
+        for i in items
+    ]
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{slack_escape(body.subject)}*"}}]
+    for start in range(0, len(lines), 40):  # a section holds 3,000 characters
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[start : start + 40])}}
+        )
+    return Message(
+        body.subject, body.text, body.html, {}, attachments, blocks=blocks[:50], summary=body.subject
+    )
 
 
 def _shown(address: str) -> str:

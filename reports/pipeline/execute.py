@@ -30,7 +30,10 @@ from reports.pipeline.deliver import (
     record,
     unsent,
 )
-from reports.render.outputs import Rendered, render_run
+from reports.pipeline.fanout import Fanout, batches, fan_out, worker_count
+from reports.render.outputs import Rendered, render_for
+from reports.report.build import recipients
+from reports.report.model import EVERYONE
 from reports.sources.pool import Sources
 from reports.store import Store, now_utc, process_id
 
@@ -116,7 +119,8 @@ def execute(
         outcome.run.findings = life.findings
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "findings.json").write_text(json.dumps(summary(outcome.run), indent=2) + "\n")
-        outcome.rendered = render_run(config, outcome.run, folder, env=env, progress=progress)
+        # Everyone's report (fixed recipients, the archive) here; the scoped ones fanned out.
+        outcome.rendered = render_for(config, outcome.run, [EVERYONE], folder, env)
         planned = plan(config, outcome.rendered, env)
         owners = config.reports[job].owners
         if owners and any(f.rule == "data_late" for f in outcome.run.findings):
@@ -128,7 +132,8 @@ def execute(
         pending, outcome.deliveries = record(
             planned, store, run_id, job, as_of.isoformat(), resend, filing(channels)
         )
-        if life.tracked and planned:
+        told = _fan_out(config, outcome, run_id, out, env, store, channels, dry_run, resend, progress, stop)
+        if life.tracked and (planned or told):
             mark_told(store, life.findings, as_of)
             mark_escalated(store, escalated, as_of)
         store.mark_planned(run_id)
@@ -154,6 +159,45 @@ def execute(
     if owned:
         _close(channels)
     return outcome
+
+
+def _fan_out(
+    config: HeraldConfig,
+    outcome: JobOutcome,
+    run_id: int,
+    out: Path,
+    env: jinja2.Environment,
+    store: Store,
+    channels: dict[str, Notifier],
+    dry_run: bool,
+    resend: bool,
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> bool:
+    """Render and deliver each scoped recipient's report, batch by batch (see pipeline/fanout.py);
+    whether any delivery was planned for them."""
+    run = outcome.run
+    assert run is not None
+    if run.report.scope is None:
+        return False
+    groups = batches(recipients(config, run), per_entity=run.report.scope == "entity")
+    work = Fanout(
+        config, run, outcome.folder, out / "outbox" / run.job / run.as_of.isoformat(), run_id, resend, dry_run
+    )
+    workers = worker_count(config, sum(len(g) for g in groups))
+    errors, told = [], False
+    for batch in fan_out(
+        work, groups, workers=workers, env=env, channels=channels, store=store, progress=progress, stop=stop
+    ):
+        outcome.rendered += batch.rendered
+        outcome.deliveries += batch.outcomes
+        told = told or bool(batch.outcomes)
+        if batch.error:
+            errors.append(batch.error)
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        outcome.error = "some reports could not be made: " + "; ".join(errors[:3]) + more
+    return told
 
 
 def _close(channels: dict[str, Notifier]) -> None:

@@ -54,3 +54,36 @@ def email_body(
     text = render(env, f"email/{report.role}.txt", **context)
     title = subject or f"{report.title} — {report.period_label}"
     return EmailBody(title, css_inline.inline(html), text, inline)
+
+
+@dataclass
+class Bundled:
+    """One report in a bundle: its recipient's report, the file that carries it, and its
+    archive link when it is not attached."""
+
+    report: Report
+    file: str
+    link: str | None = None
+
+    def __getattr__(self, name: str) -> object:  # the template reads the report's fields through it
+        return getattr(self.report, name)
+
+
+def email_bundle(
+    env: jinja2.Environment, title: str, items: list[Bundled], subject: str | None = None
+) -> EmailBody:
+    """One message for an owner of many entities (`scope: entity`): a line per report, each
+    attached or, past the attachment limits, linked from the archive."""
+    first = items[0].report
+    context = {
+        "title": title,
+        "report": first,
+        "reports": items,
+        "attachments": [i.file for i in items if i.link is None],
+        "links": {},
+        "bundle_links": {i.file: i.link for i in items if i.link is not None},
+    }
+    html = render(env, "email/bundle.html", **context)
+    text = render(env, "email/bundle.txt", **context)
+    subject = subject or f"{title} — {first.period_label}: {len(items)} {first.entity_label.lower()}s"
+    return EmailBody(subject, css_inline.inline(html), text)

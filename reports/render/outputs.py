@@ -25,8 +25,8 @@ from reports.render import RENDERERS, renderer
 from reports.render.html import EmailBody, email_body
 from reports.render.slack import slack_message
 from reports.render.templates import environment
-from reports.report.build import build_all
-from reports.report.model import EVERYONE, Report
+from reports.report.build import build_all, build_report
+from reports.report.model import EVERYONE, Recipient, Report
 
 
 @dataclass
@@ -83,45 +83,71 @@ def render_run(
 ) -> list[Rendered]:
     """Write every output of `run` under `folder` (one sub-folder per scoped recipient)."""
     env = env or environment(config.templates_dir)
-    cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
     results = []
     reports = build_all(config, run, now, only=recipient, sections=sections(run))
     for number, report in enumerate(reports, start=1):
         if progress:
             progress(f"rendering {report.recipient.label}", number, len(reports))
-        quiet = run.report.only_with_findings and not any(f.news for f in report.findings)
-        if quiet and report.recipient is not EVERYONE:
-            continue  # nothing to tell this recipient today
-        target = folder if report.recipient is EVERYONE else folder / report.recipient.slug
-        done = Rendered(report, target, quiet=quiet)
-        report.withheld = bool(run.late) and run.report.when_late == "withhold"
-        for fmt in [] if report.withheld else run.report.formats:
-            output = renderer(fmt, env)
-            path = _write(target / f"{report.file_stem}.{output.extension}", partial(output.write, report))
-            done.files.append(path)
-            if not output.attached:
-                continue
-            if path.stat().st_size <= cap:
-                done.attached.append((path, output.media_type))
-            else:
-                done.links[path.name] = archive_link(config, path)
-        if config.archive_url and done.files:  # messages link to the archived copy of the report
-            page = next((p for p in done.files if p.suffix == ".html"), done.files[0])
-            report.link = archive_link(config, page)
-        done.email = email_body(env, report, [p.name for p, _ in done.attached], links=done.links)
-        # The archived copy shows its charts when opened from disk: embedded, not by Content-ID.
-        archived = done.email.html
-        for cid, png in done.email.inline.items():
-            archived = archived.replace(
-                f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode()
-            )
-        done.files.append(_write(target / "email.html", archived))
-        done.files.append(_write(target / "email.txt", done.email.text))
-        for cid, png in done.email.inline.items():
-            done.files.append(_write(target / f"{cid.split('@')[0]}.png", png))
-        done.slack = slack_message(report)
-        if "slack" in run.report.channels:
-            text = json.dumps(done.slack, indent=2, ensure_ascii=False) + "\n"
-            done.files.append(_write(target / "slack.json", text))
-        results.append(done)
+        done = render_report(config, run, report, folder, env)
+        if done is not None:
+            results.append(done)
     return results
+
+
+def render_for(
+    config: HeraldConfig,
+    run: JobRun,
+    recipients: list[Recipient],
+    folder: Path,
+    env: jinja2.Environment,
+    now: datetime | None = None,
+) -> list[Rendered]:
+    """Build and write the reports of some of a run's recipients: one batch of a fan-out."""
+    wanted = sections(run)
+    found = [
+        render_report(config, run, build_report(config, run, r, now, wanted), folder, env) for r in recipients
+    ]
+    return [done for done in found if done is not None]
+
+
+def render_report(
+    config: HeraldConfig, run: JobRun, report: Report, folder: Path, env: jinja2.Environment
+) -> Rendered | None:
+    """Write one report's files and render the messages that carry it; None when the recipient
+    has nothing to be told today (`only_with_findings`)."""
+    cap = (config.channels.email.max_attachment_mb if config.channels.email else 10) * 1024 * 1024
+    quiet = run.report.only_with_findings and not any(f.news for f in report.findings)
+    if quiet and report.recipient is not EVERYONE:
+        return None  # nothing to tell this recipient today
+    target = folder if report.recipient is EVERYONE else folder / report.recipient.slug
+    done = Rendered(report, target, quiet=quiet)
+    report.withheld = bool(run.late) and run.report.when_late == "withhold"
+    for fmt in [] if report.withheld else run.report.formats:
+        output = renderer(fmt, env)
+        path = _write(target / f"{report.file_stem}.{output.extension}", partial(output.write, report))
+        done.files.append(path)
+        if not output.attached:
+            continue
+        if path.stat().st_size <= cap:
+            done.attached.append((path, output.media_type))
+        else:
+            done.links[path.name] = archive_link(config, path)
+    if config.archive_url and done.files:  # messages link to the archived copy of the report
+        page = next((p for p in done.files if p.suffix == ".html"), done.files[0])
+        report.link = archive_link(config, page)
+    if run.report.scope == "entity":
+        return done  # its messages are made when it goes out alone (most owners get a bundle)
+    done.email = email_body(env, report, [p.name for p, _ in done.attached], links=done.links)
+    # The archived copy shows its charts when opened from disk: embedded, not by Content-ID.
+    archived = done.email.html
+    for cid, png in done.email.inline.items():
+        archived = archived.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
+    done.files.append(_write(target / "email.html", archived))
+    done.files.append(_write(target / "email.txt", done.email.text))
+    for cid, png in done.email.inline.items():
+        done.files.append(_write(target / f"{cid.split('@')[0]}.png", png))
+    done.slack = slack_message(report)
+    if "slack" in run.report.channels:
+        text = json.dumps(done.slack, indent=2, ensure_ascii=False) + "\n"
+        done.files.append(_write(target / "slack.json", text))
+    return done

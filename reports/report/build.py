@@ -44,6 +44,8 @@ def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
         return [EVERYONE]
     entities = run.entities
     owner = _owner_columns(config, run)
+    if column == "entity":
+        return _distinct_folders(_each_entity(entities, owner))
     by_owner = owner is not None and owner.name == column
     identity = column
     if by_owner:
@@ -58,6 +60,23 @@ def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
         slack = first.get(owner.slack) if by_owner and owner.slack else None
         found.append(Recipient(str(key), str(first[column]), email, slack, tuple(group.index)))
     return _distinct_folders(found)
+
+
+def _each_entity(entities: pd.DataFrame, owner: OwnerColumns | None) -> list[Recipient]:
+    """`scope: entity`: a report per entity (a project's health review), reaching its owner."""
+    names = entities["name"] if "name" in entities else pd.Series(entities.index, index=entities.index)
+
+    def contact(column: str | None) -> list:
+        if owner is None or column is None or column not in entities:
+            return [None] * len(entities)
+        return [None if pd.isna(v) else str(v) for v in entities[column]]
+
+    return [
+        Recipient(str(key), str(name), email, slack, (str(key),))
+        for key, name, email, slack in zip(
+            entities.index, names, contact(owner and owner.email), contact(owner and owner.slack), strict=True
+        )
+    ]
 
 
 def _distinct_folders(found: list[Recipient]) -> list[Recipient]:
@@ -97,7 +116,7 @@ def build_report(
     report = Report(
         job=run.job,
         role=report_config.role,
-        title=report_config.title or run.job,
+        title=_title(report_config.title or run.job, recipient, report_config.scope),
         grain=report_config.period,
         period=run.period,
         previous=run.previous,
@@ -124,13 +143,19 @@ def build_report(
             report.trends.append(_trend(report, kpi, report_config.trend_periods, clock))
     report.freshness += [_freshness(k, clock) for n, k in scoped.kpis.items() if n not in report_config.kpis]
     headline = next((scoped.kpis[n] for n in report_config.kpis if n in scoped.kpis), None)
-    if headline is not None and "movers" in sections:
+    # Movers and the spread of changes say nothing about one entity: its report leaves them out.
+    if headline is not None and "movers" in sections and len(scoped.entities) > 1:
         _movers_and_health(report, scoped, headline, report_config.top_movers)
     if "rollups" in sections:
         report.rollups = _rollups(config, scoped, report_config.kpis, kind)
     if "daily" in sections:
         report.daily = _daily(scoped, report_config.kpis, config, kind)
     return report
+
+
+def _title(title: str, recipient: Recipient, scope: str | None) -> str:
+    """A report about one entity is titled with its name: "Project health — Willow Media"."""
+    return f"{title} — {recipient.label}" if scope == "entity" and recipient is not EVERYONE else title
 
 
 def _add(report: Report, chart: Chart) -> str:

@@ -1,0 +1,225 @@
+"""Fan-out: a run's scoped reports rendered and delivered in batches, in this process or by a pool
+of warm worker processes.
+
+A batch is the reports that go out together: one owner's report, or every entity an owner looks
+after when the job is scoped per entity (they get one message). Each batch is narrowed, built,
+rendered to disk, recorded and sent on its own, so a run of thousands of reports holds only the
+batch in hand in memory, and a crash loses at most the batches in flight: their deliveries are
+recorded before they are tried, like every other. Workers are forked from the process that
+computed the run: they start with its data, WeasyPrint and the templates already loaded, and keep
+their chart cache and connections from one batch to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+
+from notifiers import Notifier
+from reports.config.models import HeraldConfig
+from reports.errors import HeraldError
+from reports.pipeline.compute import JobRun, Progress
+from reports.pipeline.deliver import Interrupted, Outcome, channels_for, deliver, filing, plan, record
+from reports.render.outputs import Rendered, render_for
+from reports.report.model import Recipient
+from reports.store import Store
+
+log = logging.getLogger(__name__)
+BATCHES_IN_FLIGHT = 2  # per worker: enough to keep each busy, few enough to stop soon when asked
+POOL_FROM = 24  # `workers: auto` starts a pool for runs with at least this many reports
+LOG_EVERY = 10.0  # seconds between progress lines in a log
+
+
+@dataclass
+class Fanout:
+    """What every batch of one run shares. A pool's workers inherit it when they are forked."""
+
+    config: HeraldConfig
+    run: JobRun
+    folder: Path
+    outbox: Path
+    run_id: int
+    resend: bool = False
+    dry_run: bool = False
+    now: datetime | None = None
+
+
+@dataclass
+class Batch:
+    """What one batch did: its reports (without their data, which stays in the worker), how each
+    delivery ended, and why it could not be rendered, if it could not."""
+
+    rendered: list[Rendered] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str | None = None
+    reports: int = 0
+
+
+def batches(recipients: list[Recipient], per_entity: bool) -> list[list[Recipient]]:
+    """Recipients whose reports go out together: per entity, every entity of one owner (reached
+    by the same address); otherwise each recipient alone."""
+    if not per_entity:
+        return [[r] for r in recipients]
+    grouped: dict[tuple, list[Recipient]] = {}
+    for recipient in recipients:
+        reach = (recipient.email, recipient.slack) if recipient.email or recipient.slack else recipient.key
+        grouped.setdefault(reach, []).append(recipient)
+    return list(grouped.values())
+
+
+def worker_count(config: HeraldConfig, reports: int) -> int:
+    """Processes for a run of `reports` reports: 0 renders in this process."""
+    if config.workers == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return cores if reports >= POOL_FROM and cores > 1 else 0
+    return min(config.workers, max(reports, 1)) if config.workers > 1 else config.workers
+
+
+def run_batch(
+    work: Fanout,
+    recipients: list[Recipient],
+    env: jinja2.Environment,
+    channels: dict[str, Notifier],
+    store: Store,
+) -> Batch:
+    """Render one batch's reports to disk, record their deliveries, then send them."""
+    done = Batch(reports=len(recipients))
+    entities = [e for r in recipients for e in (r.entities or ())]
+    scoped = work.run.scoped(entities)  # the batch's rows, looked up once for all its reports
+    try:
+        done.rendered = render_for(work.config, scoped, recipients, work.folder, env, work.now)
+        planned = plan(work.config, done.rendered, env)
+        job, as_of = work.run.job, work.run.as_of.isoformat()
+        pending, done.outcomes = record(
+            planned, store, work.run_id, job, as_of, work.resend, filing(channels)
+        )
+        done.outcomes += deliver(pending, channels, store, work.config.delivery)
+    except HeraldError as exc:
+        done.error = f"{', '.join(r.label for r in recipients[:3])}: {exc}"
+    except OSError as exc:
+        done.error = f"cannot write {exc.filename or work.folder}: {exc.strerror or exc}"
+    done.rendered = [_light(r) for r in done.rendered]
+    return done
+
+
+def _light(rendered: Rendered) -> Rendered:
+    """A rendered report as the parent keeps it: where its files are and who it was for, not the
+    data and messages it was made from (memory stays flat in the number of reports)."""
+    report = replace(rendered.report, trends=[], charts={}, daily=None, rollups=[], movers=None)
+    return replace(rendered, report=report, email=None, slack={})
+
+
+def fan_out(
+    work: Fanout,
+    groups: list[list[Recipient]],
+    *,
+    workers: int,
+    env: jinja2.Environment,
+    channels: dict[str, Notifier],
+    store: Store,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[Batch]:
+    """Each batch's result as it finishes: in this process when `workers` is 0, else in a pool."""
+    total = sum(len(g) for g in groups)
+    tell = _Teller(work.run.job, total, progress)
+    if workers == 0 or len(groups) < 2:
+        for group in groups:
+            if stop is not None and stop.is_set():
+                raise Interrupted
+            batch = run_batch(work, group, env, channels, store)
+            tell(batch)
+            yield batch
+        return
+    yield from _pooled(work, groups, workers, tell, stop)
+
+
+class _Teller:
+    """Progress as batches finish: the terminal line, and a log line every few seconds."""
+
+    def __init__(self, job: str, total: int, progress: Progress | None) -> None:
+        self.job, self.total, self.progress = job, total, progress
+        self.done, self.started, self.logged = 0, time.monotonic(), time.monotonic()
+
+    def __call__(self, batch: Batch) -> None:
+        self.done += batch.reports
+        if self.progress:
+            self.progress("rendering reports", self.done, self.total)
+        now = time.monotonic()
+        if now - self.logged >= LOG_EVERY or self.done == self.total:
+            self.logged = now
+            rate = self.done / max(now - self.started, 1e-9) * 60
+            log.info(
+                "job %s: %d of %d reports rendered (%.0f a minute)",
+                self.job,
+                self.done,
+                self.total,
+                rate,
+                extra={"event": "progress", "done": self.done, "total": self.total},
+            )
+
+
+# The run a pool's workers serve, set in the parent just before they are forked.
+_WORK: Fanout | None = None
+_WORKER: dict = {}
+
+
+def _start_worker() -> None:
+    """In a new worker: its own templates, chart cache, store connection and channels."""
+    from reports.render.templates import environment
+
+    assert _WORK is not None
+    config = _WORK.config
+    _WORKER["env"] = environment(config.templates_dir)
+    _WORKER["store"] = Store(config.path(config.store))
+    _WORKER["channels"] = channels_for(config, _WORK.outbox, _WORK.dry_run)
+
+
+def _in_worker(group: list[Recipient]) -> Batch:
+    assert _WORK is not None
+    return run_batch(_WORK, group, _WORKER["env"], _WORKER["channels"], _WORKER["store"])
+
+
+def _pooled(
+    work: Fanout,
+    groups: list[list[Recipient]],
+    workers: int,
+    tell: Callable[[Batch], None],
+    stop: threading.Event | None,
+) -> Iterator[Batch]:
+    global _WORK
+    import weasyprint  # noqa: F401 — loaded once here, inherited warm by every worker
+
+    _WORK = work
+    context = multiprocessing.get_context("fork")
+    waiting = deque(groups)
+    with context.Pool(workers, initializer=_start_worker) as pool:
+        try:
+            running: deque = deque()
+            stopped = False
+            while waiting or running:
+                while waiting and len(running) < workers * BATCHES_IN_FLIGHT:
+                    if stop is not None and stop.is_set():  # finish what is in flight, start no more
+                        stopped = True
+                        waiting.clear()
+                        break
+                    running.append(pool.apply_async(_in_worker, (waiting.popleft(),)))
+                if not running:
+                    break
+                batch = running.popleft().get()
+                tell(batch)
+                yield batch
+            if stopped:
+                raise Interrupted
+        finally:
+            _WORK = None

@@ -1,0 +1,143 @@
+"""Per-entity fan-out: one report per project, bundled per owner, rendered by a pool of workers."""
+
+import email
+import logging
+from datetime import date
+from email import policy
+from pathlib import Path
+
+import duckdb
+import pytest
+from pypdf import PdfReader
+
+from reports.pipeline import deliver as delivery
+from tests.conftest import demo_folder, execute_job
+from tests.servers import SMTP_PASSWORD, SMTP_USER, smtp_server
+
+AS_OF = date(2026, 11, 22)
+PROJECTS = 30
+
+
+def configure(folder: Path, demo_db: Path, port: int | None = None, cert: Path | None = None, **extra) -> Path:
+    """The demo config with its per-project health job over the first PROJECTS projects."""
+
+    def edit(data: dict) -> None:
+        entity = data["entities"]["project"]
+        entity["sql"] = entity["sql"].rstrip() + f"\nWHERE p.project_id <= 'p{PROJECTS:04d}'\n"
+        data.update(extra)
+        if port is not None:
+            data["channels"] = {
+                "email": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "username": SMTP_USER,
+                    "password": "${SMTP_PASSWORD}",
+                    "from": "herald@example.com",
+                    "ca_file": str(cert),
+                    "timeout": 5,
+                }
+            }
+        data["reports"]["project_health"]["owners"] = []
+
+    return demo_folder(folder, demo_db, edit)
+
+
+def projects(demo_db: Path) -> dict[str, tuple[str, str]]:
+    """Project id → (name, owner's email) for the projects the test config keeps."""
+    with duckdb.connect(str(demo_db), read_only=True) as db:
+        rows = db.execute(
+            "SELECT p.project_id, p.name, o.email FROM projects p JOIN cs_owners o USING (owner_id) "
+            "WHERE p.project_id <= ? ORDER BY 1",
+            [f"p{PROJECTS:04d}"],
+        ).fetchall()
+    return {pid: (name, owner) for pid, name, owner in rows}
+
+
+def pdf_text(path: Path) -> str:
+    return " ".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+@pytest.fixture(autouse=True)
+def smtp_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_project_gets_its_own_report_and_each_owner_one_email(tmp_path, demo_db, workers):
+    known = projects(demo_db)
+    with smtp_server(tmp_path) as (box, port, cert):
+        config = configure(tmp_path / "cfg", demo_db, port, cert, workers=workers)
+        outcome, store = execute_job(config, "project_health", tmp_path / "out")
+    assert outcome.ok, outcome.problems()
+
+    scoped = [r for r in outcome.rendered if r.report.recipient.entities is not None]
+    assert sorted(r.report.recipient.key for r in scoped) == sorted(known)
+    names = {name for name, _ in known.values()}
+    for rendered in scoped:  # every PDF: its own project's name, and no other project's
+        (pdf,) = [p for p in rendered.files if p.suffix == ".pdf"]
+        text = " ".join(pdf_text(pdf).split())
+        own = known[rendered.report.recipient.key][0]
+        assert own in text, pdf
+        others = [n for n in names if n != own and n in text and n not in own]
+        assert others == [], f"{pdf.name} shows {others}"
+        assert "Top movers" not in text  # nothing to rank within one project
+
+    owners = sorted({owner for _, owner in known.values()})
+    assert sorted(to for (to,), _ in box.messages) == owners  # one email per owner, not per project
+    for (to,), raw in box.messages:
+        mail = email.message_from_bytes(raw, policy=policy.default)
+        theirs = sorted(name for name, owner in known.values() if owner == to)
+        attached = sorted(p.get_filename() for p in mail.iter_attachments())
+        assert len(attached) == len(theirs)  # few enough: each project's PDF attached
+        text = mail.get_body(("plain",)).get_content()
+        assert all(name in text for name in theirs)
+        others = [n for n, owner in known.values() if owner != to and n in text]
+        assert others == []
+    rows = store.deliveries()
+    assert sorted(r.recipient for r in rows) == owners and {r.status for r in rows} == {"sent"}
+
+
+def test_an_owner_of_many_projects_gets_links_not_attachments(tmp_path, demo_db, monkeypatch):
+    monkeypatch.setattr(delivery, "BUNDLE_ATTACHMENTS", 1)
+    config = configure(tmp_path / "cfg", demo_db, archive_url="https://reports.example.com/out")
+    outcome, _ = execute_job(config, "project_health", tmp_path / "out")
+    assert outcome.ok, outcome.problems()
+    owners = [owner for _, owner in projects(demo_db).values()]
+    many = {owner for owner in owners if owners.count(owner) > 1}
+    filed = (tmp_path / "out" / "outbox" / "project_health" / "2026-11-22").glob("*.eml")
+    mails = [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in filed]
+    bundles = [mail for mail in mails if mail["To"] in many]
+    assert len(bundles) == len(many) > 0
+    for mail in bundles:
+        text = mail.get_body(("plain",)).get_content()
+        assert list(mail.iter_attachments()) == []
+        links = [line for line in text.splitlines() if "download: " in line]
+        assert len(links) == owners.count(mail["To"])
+        assert all("https://reports.example.com/out/project_health/2026-11-22/" in line for line in links)
+
+
+def test_a_rerun_renders_again_but_sends_nothing(tmp_path, demo_db):
+    config = configure(tmp_path / "cfg", demo_db, workers=2)
+    first, _ = execute_job(config, "project_health", tmp_path / "out")
+    again, store = execute_job(config, "project_health", tmp_path / "out")
+    assert first.ok and again.ok
+    assert {o.status for o in first.deliveries} == {"filed"}
+    assert {o.status for o in again.deliveries} == {"skipped"}
+    assert len(store.deliveries()) == len(first.deliveries)
+
+
+def test_the_pool_logs_its_progress(tmp_path, demo_db, caplog):
+    config = configure(tmp_path / "cfg", demo_db, workers=2)
+    with caplog.at_level(logging.INFO, logger="reports.pipeline.fanout"):
+        outcome, _ = execute_job(config, "project_health", tmp_path / "out")
+    assert outcome.ok
+    lines = [r.getMessage() for r in caplog.records if r.name == "reports.pipeline.fanout"]
+    assert lines[-1].startswith(f"job project_health: {PROJECTS} of {PROJECTS} reports rendered")
+
+
+def test_workers_beyond_reason_are_refused(tmp_path, demo_db, herald):
+    config = configure(tmp_path / "cfg", demo_db, workers=500)
+    result = herald("--config", config, "validate")
+    assert result.code == 2 and "workers" in result.err and "Traceback" not in result.err
+    result = herald("--config", configure(tmp_path / "c2", demo_db), "run", "--workers", "many")
+    assert result.code == 2 and "not a number of workers" in result.err

@@ -18,7 +18,9 @@ AS_OF = date(2026, 11, 22)
 PROJECTS = 30
 
 
-def configure(folder: Path, demo_db: Path, port: int | None = None, cert: Path | None = None, **extra) -> Path:
+def configure(
+    folder: Path, demo_db: Path, port: int | None = None, cert: Path | None = None, **extra
+) -> Path:
     """The demo config with its per-project health job over the first PROJECTS projects."""
 
     def edit(data: dict) -> None:

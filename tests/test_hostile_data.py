@@ -215,11 +215,11 @@ def test_an_out_folder_that_is_a_file_or_a_store_that_is_not_one_is_said_plainly
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 600 KB file system (tmpfs), where this machine lets the tests mount one."""
+    """A 64 KB file system (tmpfs), where this machine lets the tests mount one."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
@@ -246,7 +246,7 @@ def test_a_full_disk_for_the_store_is_said_plainly(herald, tmp_path, demo_db, sm
         data["store"] = str(small_disk / "herald.sqlite")
 
     config = demo_folder(tmp_path / "cfg", demo_db, store_on_the_small_disk)
-    (small_disk / "filler").write_bytes(b"\0" * 590_000)
+    (small_disk / "filler").write_bytes(b"\0" * 54_000)
     result = herald("run", "cs_daily_alerts", "--as-of", "2026-11-22", "--config", config)
     assert result.code == 1 and "the store" in result.err and "Traceback" not in result.err
     assert "free disk space" in result.err

@@ -1,15 +1,13 @@
-"""Charts in one house style, drawn with matplotlib's Agg backend at render time.
+"""Charts as PNG, for email bodies, drawn with matplotlib's Agg backend in the house style.
 
-The report model carries each chart as data (reports/report/model.py `Chart`); this module turns
-one into a PNG. A chart is identified by what it shows, so two recipients or two formats asking
-for the same chart with the same numbers get the same PNG from the cache, drawn once.
+The PDF and the archive page draw the same charts as SVG (render/svg.py); render/drawn.py keeps
+what each process has drawn.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import matplotlib
@@ -22,14 +20,9 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from reports.render.style import BAD, GOOD, GRID, INK, MUTED, PRIMARY, axis_number
 from reports.report.model import Chart
 
-INK = "#1f2933"
-MUTED = "#9aa5b1"
-PRIMARY = "#1f4e79"
-GOOD = "#2e7d32"
-BAD = "#c62828"
-GRID = "#e4e7eb"
 STYLE = {
     "font.family": "DejaVu Sans",
     "font.size": 8,
@@ -50,55 +43,8 @@ STYLE = {
 }
 
 
-def axis_number(value: float, unit: str, step: float = 1.0) -> str:
-    """Short tick labels: 12k, 1.2M, 45%, 99.5%, 30 s; `step` is the distance between ticks."""
-    if unit == "percent":
-        decimals = max(0, min(2, -math.floor(math.log10(step * 100)))) if step > 0 else 0
-        return f"{value * 100:.{decimals}f}%"
-    if unit == "seconds":
-        return f"{value:,.0f} s"
-    size = abs(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if size >= limit:
-            return f"{value / limit:,.1f}".rstrip("0").rstrip(".") + suffix
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-
-
 def _clean(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
-
-
-class Charts:
-    """Draws the charts that reports carry as data, each distinct chart once, and keeps its PNG.
-
-    Reports for many recipients and formats share charts; the cache is keyed by the chart's id
-    (its content), bounded so a long-lived process does not keep every chart it ever drew.
-    """
-
-    def __init__(self, keep: int = 512) -> None:
-        self._png: OrderedDict[str, bytes] = OrderedDict()
-        self._keep = keep
-        self.drawn = 0
-
-    def png(self, chart: Chart) -> bytes:
-        if chart.id in self._png:
-            self._png.move_to_end(chart.id)
-            return self._png[chart.id]
-        draw = DRAWINGS[chart.kind]
-        spec = {
-            k: v if k in ("labels", "names") or not isinstance(v, list) else _clean(v)
-            for k, v in chart.spec.items()
-        }
-        with plt.rc_context(STYLE):
-            figure = draw(**spec)
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
-            plt.close(figure)
-        self.drawn += 1
-        self._png[chart.id] = buffer.getvalue()
-        if len(self._png) > self._keep:
-            self._png.popitem(last=False)
-        return self._png[chart.id]
 
 
 def _tick_step(ax: Axes) -> float:
@@ -183,3 +129,17 @@ DRAWINGS: dict[str, Callable[..., Figure]] = {
     "movers": _draw_movers,
     "distribution": _draw_distribution,
 }
+
+
+def draw_png(chart: Chart) -> bytes:
+    """One chart of the model as a PNG."""
+    spec = {
+        k: v if k in ("labels", "names") or not isinstance(v, list) else _clean(v)
+        for k, v in chart.spec.items()
+    }
+    with plt.rc_context(STYLE):
+        figure = DRAWINGS[chart.kind](**spec)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
+        plt.close(figure)
+    return buffer.getvalue()

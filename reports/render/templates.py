@@ -27,7 +27,7 @@ from reports.formatting import (
 )
 
 if TYPE_CHECKING:
-    from reports.render.charts import Charts
+    from reports.render.drawn import Charts
 
 BUILTIN = Path(__file__).resolve().parents[2] / "templates"
 
@@ -82,11 +82,13 @@ def environment(user_dir: Path | None = None) -> jinja2.Environment:
         clip=clip,
         span=lambda period: format_span(period.start, period.end),
     )
-    from reports.render.charts import Charts  # matplotlib loads when a template first draws, not before
+    from reports.render.drawn import Charts
 
     drawn = Charts()
     env.extend(herald_charts=drawn)
-    env.filters["chart_uri"] = lambda chart: _data_uri(drawn.png(chart))
+    env.filters["chart_uri"] = lambda chart: (
+        "data:image/svg+xml;base64," + base64.b64encode(drawn.svg(chart).encode("utf-8")).decode("ascii")
+    )
     return env
 
 

@@ -3,25 +3,29 @@
 Rows come back as (entity, day, value), or (entity, day, numerator, denominator) for a ratio
 KPI, or with `hour` in place of `day` for an hourly KPI. Everything after the query is pandas
 over all entities at once; nothing here issues a query per entity.
+
+Entity ids are held as a categorical (`reports.kpis.rows`); what leaves this module (values,
+comparisons, series, counts) is indexed by the plain string ids. Hourly rows become local days in
+`reports.kpis.hourly`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
-from reports.errors import HeraldError, KpiError
+from reports.kpis.hourly import days_from_warehouse, hours_to_days
 from reports.kpis.periods import Clock, Period
+from reports.kpis.rows import MEASURES, check_shape, finite, query
 
 if TYPE_CHECKING:
     from reports.config.models import KpiConfig
     from reports.sources import Source
-
-MEASURES = ["value", "numerator", "denominator"]
 
 
 def _ts(day: date) -> pd.Timestamp:
@@ -37,19 +41,41 @@ def aggregate(frame: pd.DataFrame, keys: list[str], how: str) -> pd.Series:
             if len(keys) > 1
             else pd.Index([], name=keys[0]),
         )
-    grouped = frame.groupby(keys, sort=True)
+    # observed=True: a categorical entity has every id of the run as a category, present or not.
+    grouped = frame.groupby(keys, sort=True, observed=True)
     if how == "ratio":
         sums = grouped[["numerator", "denominator"]].sum(min_count=1)
-        return (sums["numerator"] / sums["denominator"].where(sums["denominator"] != 0)).astype(float)
-    if how == "sum":
-        return grouped["value"].sum(min_count=1).astype(float)
-    if how == "mean":
-        return grouped["value"].mean().astype(float)
-    if how == "max":
-        return grouped["value"].max().astype(float)
-    # last: the value on each group's latest day that has one
-    latest = frame.dropna(subset=["value"]).sort_values("day")
-    return latest.groupby(keys, sort=True)["value"].last().astype(float).reindex(grouped.size().index)
+        result = sums["numerator"] / sums["denominator"].where(sums["denominator"] != 0)
+    elif how == "sum":
+        result = grouped["value"].sum(min_count=1)
+    elif how == "mean":
+        result = grouped["value"].mean()
+    elif how == "max":
+        result = grouped["value"].max()
+    else:  # last: the value on each group's latest day that has one
+        latest = frame.dropna(subset=["value"]).sort_values("day")
+        last = latest.groupby(keys, sort=True, observed=True)["value"].last()
+        result = last.reindex(grouped.size().index)
+    return _plain(result.astype(float))
+
+
+def _plain(result: Any) -> Any:
+    """`result` indexed by plain values (string ids) where grouping left a categorical index."""
+    index = result.index
+    if isinstance(index, pd.MultiIndex):
+        if any(isinstance(level, pd.CategoricalIndex) for level in index.levels):
+            result.index = index.set_levels(
+                [_uncategorical(level) for level in index.levels], verify_integrity=False
+            )
+    elif isinstance(index, pd.CategoricalIndex):
+        result.index = _uncategorical(index)
+    return result
+
+
+def _uncategorical(index: pd.Index) -> pd.Index:
+    if not isinstance(index, pd.CategoricalIndex):
+        return index
+    return pd.Index(np.asarray(index, dtype=object), name=index.name)
 
 
 def compare(current: pd.Series, reference: pd.Series) -> pd.DataFrame:
@@ -69,11 +95,24 @@ def compare(current: pd.Series, reference: pd.Series) -> pd.DataFrame:
 
 def combine_entities(frame: pd.DataFrame, groups: pd.Series, how: str) -> pd.DataFrame:
     """Add entities together day by day within each group (plan, region, owner, or all)."""
-    keyed = frame.assign(group=frame["entity"].map(groups)).dropna(subset=["group"])
+    keyed = frame.assign(group=_group_of(frame["entity"], groups)).dropna(subset=["group"])
     measures = [c for c in MEASURES if c in keyed]
-    folded = keyed.groupby(["group", "day"], sort=True)[measures]
+    folded = keyed.groupby(["group", "day"], sort=True, observed=True)[measures]
     combined = folded.max() if how == "max" else folded.sum(min_count=1)
-    return combined.reset_index().rename(columns={"group": "entity"})
+    return _plain(combined).reset_index().rename(columns={"group": "entity"})
+
+
+def _group_of(entity: pd.Series, groups: pd.Series) -> Any:
+    """Each row's group: looked up once per distinct entity, not once per row."""
+    if not isinstance(entity.dtype, pd.CategoricalDtype):
+        return entity.map(groups)
+    found = pd.Index(entity.cat.categories).map(groups)
+    rows = entity.cat.codes.to_numpy()
+    try:
+        codes, names = pd.factorize(found, sort=True)  # entities in no group get -1: missing
+    except TypeError:  # groups of mixed kinds cannot be sorted as one: group them as objects
+        return np.asarray(found, dtype=object)[rows]
+    return pd.Categorical.from_codes(codes[rows], categories=names)
 
 
 @dataclass
@@ -82,7 +121,7 @@ class KpiData:
 
     name: str
     config: KpiConfig
-    frame: pd.DataFrame  # entity (str), day (datetime64), value[, numerator, denominator]
+    frame: pd.DataFrame  # entity (categorical of str), day (datetime64), value[, numerator, denominator]
     newest: datetime | None  # when the newest row's period ended, in the config's time zone
     window: Period
     infinite: int = 0  # values the query returned as ±infinity, kept as missing
@@ -97,7 +136,8 @@ class KpiData:
 
     def everyone(self) -> pd.Series:
         """Groups that put every entity together, for totals (`rollup`, `series`)."""
-        return pd.Series("all", index=self.frame["entity"].unique(), name="all")
+        present = np.asarray(self.frame["entity"].unique(), dtype=object)
+        return pd.Series("all", index=pd.Index(present, dtype=object), name="all")
 
     def values(self, period: Period) -> pd.Series:
         """Each entity's value over `period`, indexed by entity."""
@@ -134,7 +174,7 @@ class KpiData:
         keyed = frame.assign(period=frame["day"].map(bucket)).dropna(subset=["period"])
         keyed["period"] = keyed["period"].astype(int)
         table = aggregate(keyed, ["entity", "period"], self.how).unstack("period")
-        return table.reindex(columns=range(len(periods)))
+        return _plain(table.reindex(columns=range(len(periods))))
 
     def typical(self, window: Period, length_days: int) -> pd.Series:
         """A trailing baseline per entity, comparable with a period of `length_days` days."""
@@ -149,7 +189,7 @@ class KpiData:
         """How many days in `period` each entity has a value for."""
         rows = self._within(period)
         present = rows["value"].notna() if self.how != "ratio" else rows["denominator"].fillna(0) > 0
-        return rows[present].groupby("entity")["day"].nunique()
+        return _plain(rows[present].groupby("entity", observed=True)["day"].nunique())
 
     def age(self, clock: Clock) -> timedelta | None:
         """How old the newest data is at the end of the as-of day; None when there is none."""
@@ -188,128 +228,17 @@ def load_kpi(
         params = {"start": window.start, "end": window.end}
     params.update(as_of=clock.as_of, entities=entities)
     sql = config.sql_for(source.dialect, name)
-    try:
-        raw = source.query(sql, params)
-    except HeraldError as exc:
-        raise KpiError(name, exc.message, exc.hint) from None
-    frame = _check_shape(name, config, raw)
-    frame, infinite = _finite(frame)
     if config.grain == "hour":
-        frame, newest = _hours_to_days(frame, config, clock.tz)
+        folded = days_from_warehouse(name, config, source, sql, params, clock, entities)
+        if folded is None:
+            frame = check_shape(name, config, query(name, source, sql, params), entities, "hour")
+            frame, infinite = finite(frame)
+            frame, newest = hours_to_days(frame, config, clock.tz)
+        else:
+            frame, newest, infinite = folded
     else:
+        frame = check_shape(name, config, query(name, source, sql, params), entities, "day")
+        frame, infinite = finite(frame)
         newest = clock.midnight(frame["day"].max().date() + timedelta(days=1)) if len(frame) else None
     frame = frame[(frame["day"] >= _ts(window.start)) & (frame["day"] <= _ts(window.end))]
     return KpiData(name, config, frame.reset_index(drop=True), newest, window, infinite)
-
-
-def _finite(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Infinite measures (a division by zero upstream) are missing values, never figures."""
-    measures = [c for c in MEASURES if c in frame]
-    numbers = frame[measures].apply(pd.to_numeric, errors="coerce")
-    infinite = numbers.isin([float("inf"), float("-inf")])
-    count = int(infinite.to_numpy().sum())
-    if count:
-        frame = frame.assign(**{c: numbers[c].mask(infinite[c]) for c in measures})
-    return frame, count
-
-
-def _check_shape(name: str, config: KpiConfig, raw: pd.DataFrame) -> pd.DataFrame:
-    period = "hour" if config.grain == "hour" else "day"
-    measures = ["numerator", "denominator"] if config.aggregate == "ratio" else ["value"]
-    wanted = ["entity", period, *measures]
-    missing = [c for c in wanted if c not in raw.columns]
-    if missing:
-        got = ", ".join(map(str, raw.columns)) or "no columns"
-        raise KpiError(
-            name,
-            f"the query returned {got}, without {', '.join(missing)}",
-            f"select exactly {', '.join(wanted)} (alias them with AS)",
-        )
-    frame = raw[wanted].copy()
-    if frame["entity"].isna().any():
-        raise KpiError(
-            name,
-            f"{int(frame['entity'].isna().sum())} rows have no entity",
-            "filter out rows whose entity is NULL",
-        )
-    frame["entity"] = frame["entity"].astype(str)
-    frame[period] = _as_timestamps(name, period, frame[period])
-    for column in measures:
-        frame[column] = _as_numbers(name, column, frame[column])
-    doubled = frame.duplicated(["entity", period], keep=False)
-    if doubled.any():
-        row = frame[doubled].iloc[0]
-        count = int(((frame["entity"] == row["entity"]) & (frame[period] == row[period])).sum())
-        raise KpiError(
-            name,
-            f"entity '{row['entity']}' has {count} rows for {period} {row[period]}",
-            f"GROUP BY entity, {period} so each has one row",
-        )
-    if period == "day":
-        frame["day"] = frame["day"].dt.normalize()
-    return frame
-
-
-def _as_timestamps(name: str, column: str, values: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values
-    if values.empty:
-        return pd.to_datetime(values)
-    sample = values.dropna().iloc[0] if values.notna().any() else None
-    if isinstance(sample, date | datetime | pd.Timestamp):
-        return pd.to_datetime(values, utc=isinstance(sample, datetime) and sample.tzinfo is not None)
-    raise KpiError(
-        name,
-        f"column '{column}' holds {type(sample).__name__} values, not dates",
-        f"select a DATE or TIMESTAMP as {column} (CAST it if needed)",
-    )
-
-
-def _as_numbers(name: str, column: str, values: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(values) or not (
-        pd.api.types.is_numeric_dtype(values) or values.dtype == object
-    ):
-        raise KpiError(
-            name, f"column '{column}' is {values.dtype}, not a number", f"select a numeric {column}"
-        )
-    try:
-        return pd.to_numeric(values).astype(float)
-    except (TypeError, ValueError):
-        bad = next(v for v in values if not _numeric(v))
-        raise KpiError(
-            name,
-            f"column '{column}' holds {bad!r}, which is not a number",
-            f"select a numeric {column} (CAST it if needed)",
-        ) from None
-
-
-def _numeric(value: object) -> bool:
-    try:
-        float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _hours_to_days(
-    frame: pd.DataFrame, config: KpiConfig, tz: ZoneInfo
-) -> tuple[pd.DataFrame, datetime | None]:
-    """Hourly rows (UTC unless they say otherwise) into local days, inside business hours if set."""
-    hours = frame["hour"]
-    hours = hours.dt.tz_localize("UTC") if hours.dt.tz is None else hours
-    local = hours.dt.tz_convert(tz)
-    newest = (local.max() + pd.Timedelta(hours=1)).to_pydatetime() if len(local) else None
-    window = config.business_hours
-    if window is not None:
-        clock = local.dt.hour * 60 + local.dt.minute
-        keep = (
-            local.dt.weekday.isin(window.weekday_numbers())
-            & (clock >= window.start.hour * 60 + window.start.minute)
-            & (clock < window.end.hour * 60 + window.end.minute)
-        )
-        frame, local = frame[keep], local[keep]
-    frame = frame.drop(columns="hour").assign(day=local.dt.tz_localize(None).dt.normalize())
-    measures = [c for c in MEASURES if c in frame]
-    folded = frame.groupby(["entity", "day"], sort=True)[measures]
-    how = {"mean": "mean", "max": "max", "last": "last"}.get(config.aggregate, "sum")
-    return getattr(folded, how)().reset_index(), newest

@@ -84,7 +84,8 @@ class JobRun:
         """One recipient's rows of a KPI: a lookup into the frame split by entity once per run,
         not a filter over every row for every recipient (quadratic across thousands)."""
         if name not in self._rows:
-            self._rows[name] = kpi.frame.groupby("entity", sort=False).indices
+            # observed=True: a categorical entity lists every id of the run, not only this KPI's.
+            self._rows[name] = kpi.frame.groupby("entity", sort=False, observed=True).indices
         index = self._rows[name]
         found = [index[e] for e in dict.fromkeys(entities) if e in index]
         positions = np.sort(np.concatenate(found)) if found else np.array([], dtype=np.int64)

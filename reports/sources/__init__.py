@@ -20,6 +20,7 @@ import pandas as pd
 from reports.config.base import HeraldModel
 from reports.errors import SourceError
 from reports.registry import Registry
+from reports.sources.hours import HourSql
 from reports.sources.statements import LEXICONS, STANDARD, only_select
 
 # Strings, quoted identifiers and comments are copied as they are; `@name` outside them is a parameter.
@@ -69,6 +70,12 @@ class Source(ABC):
     def dialect(self) -> str:
         """The SQL dialect, which picks a KPI's per-dialect SQL (`sql: {duckdb: ..., bigquery: ...}`)."""
         return self.type_name
+
+    @property
+    def hour_sql(self) -> HourSql | None:
+        """The dialect's pieces for folding hourly KPIs into local days in the warehouse
+        (`reports.sources.hours`); None where Herald folds them itself, in pandas."""
+        return None
 
     def one_select(self, sql: str) -> str:
         """The query's one SELECT statement, ready to run; SourceError, before anything runs, when

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from reports.errors import SourceError
 from reports.sources import Source, SourceCheck, SourceConfig, parameters_in, register
+from reports.sources.hours import HourSql
 from reports.sources.statements import not_a_select, several_statements
 
 
@@ -38,6 +39,15 @@ class BigQueryConfig(SourceConfig):
     timeout: float = Field(300, gt=0, le=21600, description="Seconds to wait for a query.")
     api_endpoint: str | None = Field(None, description="Another API address, e.g. an emulator's.")
     anonymous: bool = Field(False, description="Send no credentials (emulators only).")
+
+
+# CAST reads a DATETIME (a naive hour) as UTC and leaves a TIMESTAMP as it is.
+HOUR_SQL = HourSql(
+    micros="UNIX_MICROS(CAST({hour} AS TIMESTAMP))",
+    divide="DIV(({a}), {b})",  # `({a})`: the emulator writes DIV as `//`
+    finite="NOT IS_INF(CAST({x} AS FLOAT64)) AND NOT IS_NAN(CAST({x} AS FLOAT64))",
+    infinite="IS_INF(CAST({x} AS FLOAT64))",
+)
 
 
 def _parameter(name: str, value: Any) -> Any:
@@ -79,6 +89,10 @@ class BigQuerySource(Source):
     def __init__(self, name: str, config: BigQueryConfig, base_dir: Path) -> None:
         super().__init__(name, config, base_dir)
         self._client: Any = None
+
+    @property
+    def hour_sql(self) -> HourSql:
+        return HOUR_SQL
 
     def _connect(self) -> Any:
         if self._client is None:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from reports.errors import SourceError
 from reports.sources import Source, SourceCheck, SourceConfig, bind_style, parameters_in, register
+from reports.sources.hours import HourSql
 from reports.sources.statements import ONE_SELECT, not_a_select, require_one
 
 
@@ -23,6 +24,15 @@ class DuckDBConfig(SourceConfig):
     type: Literal["duckdb"] = Field(description="`duckdb`: an embedded DuckDB file.")
     path: Path = Field(description="The DuckDB file, relative to config.yaml.")
     threads: int | None = Field(None, ge=1, description="Threads DuckDB may use; all cores when unset.")
+
+
+# epoch_us reads a naive hour as UTC, whatever the session's TimeZone.
+HOUR_SQL = HourSql(
+    micros="epoch_us({hour})",
+    divide="({a}) // {b}",
+    finite="isfinite(CAST({x} AS DOUBLE))",
+    infinite="isinf(CAST({x} AS DOUBLE))",
+)
 
 
 def _bound(sql: str) -> str:
@@ -78,6 +88,10 @@ class DuckDBSource(Source):
                     "check that the file is a DuckDB database",
                 ) from None
         return self._connection
+
+    @property
+    def hour_sql(self) -> HourSql:
+        return HOUR_SQL
 
     def one_select(self, sql: str) -> str:
         _statement(_bound(sql))

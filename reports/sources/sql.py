@@ -17,10 +17,21 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from reports.errors import SourceError
 from reports.sources import Source, SourceConfig, bind_style, register
+from reports.sources.hours import HourSql
 
 # Said first in each query's transaction (which is never committed), so the database itself
 # refuses any write, whatever the SQL does.
 READ_ONLY = {"postgresql": "SET TRANSACTION READ ONLY"}
+# Hourly KPIs fold into local days in the database where its dialect is known. EXTRACT(EPOCH)
+# reads a naive hour as UTC, whatever the session's TimeZone; `/` of integers rounds down.
+HOUR_SQL = {
+    "postgresql": HourSql(
+        micros="CAST(EXTRACT(EPOCH FROM {hour}) * 1000000 AS BIGINT)",
+        divide="({a}) / {b}",
+        finite="CAST({x} AS DOUBLE PRECISION) NOT IN ('Infinity', '-Infinity', 'NaN')",
+        infinite="CAST({x} AS DOUBLE PRECISION) IN ('Infinity', '-Infinity')",
+    )
+}
 
 
 class SqlConfig(SourceConfig):
@@ -47,6 +58,10 @@ class SqlSource(Source):
             return make_url(self.config.url).get_backend_name()
         except ArgumentError:
             return "sql"
+
+    @property
+    def hour_sql(self) -> HourSql | None:
+        return HOUR_SQL.get(self.dialect)
 
     def _connect(self) -> Engine:
         if self._engine is None:

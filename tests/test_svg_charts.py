@@ -2,81 +2,177 @@
 
 import io
 import math
+import re
 import subprocess
 import sys
 from xml.etree import ElementTree
 
-from pypdf import PdfReader
+import pypdf
+import pytest
 
 from reports.render import renderer
-from reports.render.svg import draw_distribution, draw_movers, draw_trend, nice_ticks
+from reports.render.drawn import Charts
+from reports.render.html import email_body
+from reports.render.style import BAD, GOOD, PRIMARY
+from reports.render.svg import draw_distribution, draw_movers, draw_trend, ticks
 from reports.render.templates import environment
 from reports.report.build import build_report
 from reports.report.model import EVERYONE
-from tests.conftest import NOW, ROOT, job_run
+from tests.conftest import NOW, ROOT, demo_folder, job_run
 
-SVG = "{http://www.w3.org/2000/svg}"
+NS = "{http://www.w3.org/2000/svg}"
+HOSTILE = [
+    "<script>alert(1)</script>",
+    'Smith & Sons "Retail" <b>',
+    "a\u0007bell\x00",
+    "line one\r\nline two",
+    "\u202eevil\u202c",
+    "A name far longer than twenty-eight characters",
+]
 
 
 def parse(svg: str) -> ElementTree.Element:
-    return ElementTree.fromstring(svg)
+    return ElementTree.fromstring(svg)  # raises on anything that is not well-formed XML
 
 
-def test_ticks_are_round_and_cover_the_data():
-    assert nice_ticks(0, 118_000) == [0, 50_000, 100_000, 150_000]
-    assert nice_ticks(0.42, 0.445) == [0.42, 0.43, 0.44, 0.45]
-    assert nice_ticks(5, 5)[0] <= 5 <= nice_ticks(5, 5)[-1]
+def texts(svg: str) -> list[str]:
+    return [t.text or "" for t in parse(svg).iter(f"{NS}text")]
+
+
+def lines(svg: str, colour: str) -> list[ElementTree.Element]:
+    """The stroked data lines of one colour (not the dots, which have round caps)."""
+    return [
+        p
+        for p in parse(svg).iter(f"{NS}path")
+        if p.get("stroke") == colour and p.get("stroke-linecap") is None
+    ]
+
+
+@pytest.fixture(scope="module")
+def executive(demo_db, tmp_path_factory):
+    config, run = job_run(demo_folder(tmp_path_factory.mktemp("svg"), demo_db), "executive_weekly")
+    return build_report(config, run, EVERYONE, NOW)
+
+
+def test_ticks_are_round_steps_about_four_of_them():
+    assert ticks(0, 111_745_608.7, 4) == [0, 50_000_000, 100_000_000]
+    assert ticks(0.4048, 0.4548, 4) == [0.41, 0.42, 0.43, 0.44, 0.45]
+    assert ticks(0.9689, 1.0, 4) == [0.97, 0.98, 0.99, 1.0]
+    for low, high in [(0, 7), (-3.2, 3.1), (12, 12.5), (0, 2.4e9), (0.00213, 0.00298)]:
+        marks = ticks(low, high, 4)
+        step = marks[1] - marks[0]
+        mantissa = step / 10 ** math.floor(math.log10(step))
+        assert 3 <= len(marks) <= 6 and low <= marks[0] and marks[-1] <= high
+        assert round(mantissa, 6) in (1, 2, 5), (low, high, marks)
+
+
+def test_the_same_chart_is_the_same_bytes():
+    args = ("Events", "count", ["a", "b", "c"], [1.0, None, 3.0], [0.5, 0.7, None], [0, 4], "note")
+    assert draw_trend(*args) == draw_trend(*args)
+    assert draw_distribution("S", [1.0, -2.0, 3.5], "x") == draw_distribution("S", [1.0, -2.0, 3.5], "x")
 
 
 def test_a_gap_in_the_data_is_a_gap_in_the_line():
     svg = draw_trend("Events", "count", list("abcdef"), [1, 2, None, 4, 5, 6], [None] * 6, axis=[0, 8])
-    lines = [e for e in parse(svg).iter(f"{SVG}polyline")]
-    assert len(lines) == 2  # before and after the missing day; nothing drawn for the earlier periods
+    assert len(lines(svg, PRIMARY)) == 2  # before and after the missing period
+    assert lines(svg, "#9aa5b1") == []  # no earlier periods: no dashed line
+    nan = draw_trend("Events", "count", list("abcd"), [1, math.nan, math.inf, 4], [1, 2, 3, 4], axis=[0, 8])
+    assert len(lines(nan, PRIMARY)) == 0  # two lone points: dots, no line through the gap
+    dashed = lines(nan, "#9aa5b1")
+    assert len(dashed) == 1 and dashed[0].get("stroke-dasharray")
 
 
-def test_a_count_axis_starts_at_zero_when_the_report_says_so():
+def test_the_axis_from_the_report_is_the_axis_drawn():
     svg = draw_trend("Events", "count", ["Aug", "Sep"], [90_000, 100_000], [None, None], axis=[0, 110_000])
-    labels = [t.text for t in parse(svg).iter(f"{SVG}text")]
-    assert "0" in labels and "100k" in labels
+    assert texts(svg)[1:4] == ["0", "50k", "100k"]  # a count starts at zero, not at the data
+    root = parse(svg)
+    level = {t.text: float(t.get("y")) - 2.9 for t in root.iter(f"{NS}text")}  # labels sit on their line
+    (dots,) = [p.get("d") for p in root.iter(f"{NS}path") if p.get("stroke-linecap") == "round"]
+    points = [float(y) for y in re.findall(r"M[\d.]+ ([\d.]+)h0", dots)]
+    scale = (level["100k"] - level["0"]) / 100_000
+    assert points == pytest.approx([level["0"] + 90_000 * scale, level["0"] + 100_000 * scale], abs=0.15)
+    rate = texts(
+        draw_trend("Bounce", "percent", ["a", "b"], [0.429, 0.43], [None] * 2, axis=[0.4048, 0.4548])
+    )
+    assert [t for t in rate if t.endswith("%")] == ["41%", "42%", "43%", "44%", "45%"]
 
 
 def test_names_from_the_warehouse_are_text_not_markup():
-    hostile = ['<script>alert(1)</script>', 'Smith & Sons "Retail"', "a\u0007bell"]
-    svg = draw_movers("Top movers", "count", hostile, [12.0, -3.0, math.nan])
-    root = parse(svg)  # well-formed XML
-    assert not [e for e in root.iter() if e.tag.endswith("script")]
-    labels = [t.text for t in root.iter(f"{SVG}text")]
-    assert "<script>alert(1)</script>" in labels and 'Smith & Sons "Retail"' in labels and "abell" in labels
-    assert parse(draw_distribution("Spread", [1.0, -2.0, math.inf, 40.0], "change"))
+    svg = draw_movers("Top movers: <i>events</i>", "count", HOSTILE, [12.0, -3.0, math.nan, None, 0.0, 5.0])
+    root = parse(svg)
+    assert not [e for e in root.iter() if not e.tag.startswith(NS)]  # only SVG elements: no <script>, <b>
+    assert "<script" not in svg and "<b>" not in svg
+    labels = texts(svg)
+    assert labels[0] == "Top movers: <i>events</i>"
+    assert "<script>alert(1)</script>" in labels and 'Smith & Sons "Retail" <b>' in labels
+    assert "abell" in labels and "line one line two" in labels and "evil" in labels
+    assert "A name far longer than twen…" in labels  # 28 characters at most, as in the PNG
+    assert not any(c for label in labels for c in label if not c.isprintable())
+    # Bars: green up, red down, none for a change that could not be computed.
+    bars = {
+        p.get("fill"): p.get("d").count("z") for p in root.iter(f"{NS}path") if p.get("fill") in (GOOD, BAD)
+    }
+    assert bars == {GOOD: 3, BAD: 1}
 
 
-def test_the_pdf_embeds_vector_charts_and_the_email_keeps_png(demo_config):
-    config, run = job_run(demo_config, "executive_weekly")
-    report = build_report(config, run, EVERYONE, NOW)
-    env = environment()
-    pdf = PdfReader(io.BytesIO(renderer("pdf", env).render(report)))
-    assert sum(len(page.images) for page in pdf.pages) == 0  # no bitmaps: every chart is vector
-    forms = [
-        x
-        for page in pdf.pages
-        for x in (page["/Resources"].get("/XObject") or {}).values()
-        if x.get_object()["/Subtype"] == "/Form"
+def test_a_chart_refers_to_nothing_outside_itself():
+    svgs = [
+        draw_trend("<a href='x'>t</a>", "count", ["javascript:x"], [1.0], [None], None, "url(http://evil)"),
+        draw_movers("m", "count", HOSTILE, [1.0] * len(HOSTILE)),
+        draw_distribution("d", [1.0, math.inf, -math.inf, math.nan, None], "<image href='x'/>"),
     ]
-    assert len(forms) >= len(report.trends)  # each chart drawn as vector graphics
-    from reports.render.html import email_body
+    for svg in svgs:
+        for element in parse(svg).iter():
+            assert element.tag[len(NS) :] in {"svg", "text", "path"}
+            assert not [a for a in element.attrib if "href" in a or a.startswith("on")]
+            assert "url(" not in "".join(element.attrib.values())
 
-    body = email_body(env, report, [])
+
+def test_the_distribution_bins_as_the_png_does():
+    values = [i / 10 for i in range(-70, 71)] + [250.0, -3.3, math.nan, None]  # the bulk: ±7
+    svg = draw_distribution("How projects moved", values, "change in events")
+    labels = texts(svg)
+    assert [t for t in labels if t.endswith("%")] == ["-10%", "-5%", "0%", "+5%", "+10%"]  # ±7 to ±10
+    assert "entities" in labels and "change in events" in labels
+    (bins,) = [p.get("d") for p in parse(svg).iter(f"{NS}path") if p.get("fill") == PRIMARY]
+    heights = [float(h) for h in re.findall(r"v([\d.]+)", bins)]
+    from reports.render.charts import DRAWINGS  # the PNG's own drawing, with matplotlib
+
+    figure = DRAWINGS["distribution"]("t", [math.nan if v is None else v for v in values], "x")
+    counts = [p.get_height() for p in figure.axes[0].patches]
+    assert len(counts) == 24 and counts[-1] == 1  # +250 piled into the last bin
+    drawn = [c for c in counts if c]
+    assert len(heights) == len(drawn)
+    assert [h / heights[0] for h in heights] == pytest.approx([c / drawn[0] for c in drawn], abs=0.02)
+
+
+def test_the_pdf_carries_vector_charts_with_text_and_the_email_keeps_png(executive):
+    env = environment()
+    pdf = pypdf.PdfReader(io.BytesIO(renderer("pdf", env).render(executive)))
+    assert [len(page.images) for page in pdf.pages] == [0] * len(pdf.pages)  # no bitmap anywhere
+    text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
+    events = next(t for t in executive.trends if t.kpi == "events")
+    svg = Charts().svg(executive.charts[events.chart])
+    assert {"0", "50M", "100M", "16 Nov"} <= set(texts(svg))
+    for chart in executive.charts.values():  # every label of every chart is text in the PDF
+        for label in texts(Charts().svg(chart)):
+            assert " ".join(label.split()) in text, f"{label!r} of {chart.kind} is not text in the PDF"
+    html = renderer("html", env).render(executive).decode()
+    assert "data:image/svg+xml;base64," in html and "data:image/png" not in html
+    assert html.count("<img ") == len(executive.charts) and html.count(' alt="') == len(executive.charts)
+    body = email_body(env, executive, [])
     assert body.inline and all(png.startswith(b"\x89PNG") for png in body.inline.values())
 
 
-def test_rendering_a_pdf_never_loads_the_png_drawing_library(demo_config):
+def test_rendering_a_pdf_never_loads_matplotlib(demo_config):
     script = (
         "import sys; from tests.conftest import job_run, NOW; from pathlib import Path; "
         "from reports.render import renderer; from reports.render.templates import environment; "
         "from reports.report.build import build_report; from reports.report.model import EVERYONE; "
         f"config, run = job_run(Path({str(demo_config)!r}), 'executive_weekly'); "
-        "renderer('pdf', environment()).render(build_report(config, run, EVERYONE, NOW)); "
-        "print('matplotlib.pyplot' in sys.modules)"
+        "report = build_report(config, run, EVERYONE, NOW); env = environment(); "
+        "renderer('pdf', env).render(report); renderer('html', env).render(report); "
+        "print('matplotlib' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr

@@ -1,66 +1,211 @@
-"""Charts as SVG for the PDF and the archive page: the same charts as reports/render/charts.py
-draws with matplotlib for email, in the same house style, written directly as vector markup.
+"""Charts as SVG text, for the PDF and the archive page; the email keeps matplotlib's PNGs.
 
-A PDF of a hundred charts spends its time in the typesetter, not in drawing: each chart here is
-a few hundred elements of text, and every label from the warehouse is escaped.
+The same three charts as reports/render/charts.py, in the same house style and sizes, written
+directly as vector markup: cheap to make, sharp on paper, and the PDF's figures stay text. The
+output depends only on the chart's numbers (same spec, same bytes). Every piece of text is
+escaped and stripped of control characters; the SVG refers to nothing outside itself.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from xml.sax.saxutils import escape, quoteattr
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
 
 from reports.render.style import BAD, GOOD, GRID, INK, MUTED, PRIMARY, axis_number
 
-WIDTH = 259.0  # points: 3.6 in, as the PNG charts, so text sizes are true point sizes
-FONT = "DejaVu Sans, sans-serif"
+WIDTH = 259.2  # 3.6 in, in points, as the PNG charts: a font size is a true point size
+HEIGHT = 136.8  # 1.9 in: trend and distribution charts
+TICK, TITLE, NOTE = 8.0, 9.0, 6.5  # font sizes, as the PNG charts' STYLE
+EDGE = 2.0  # blank margin round the drawing
+
+# DejaVu Sans advance widths of " " to "~", in hundredths of an em: enough to lay out labels
+# (margins, clipping, ticks that would collide) without loading a font.
+# fmt: off
+_ADVANCE = (
+    32, 40, 46, 84, 64, 95, 78, 27, 39, 39, 50, 84, 32, 36, 32, 34, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 34, 34, 84, 84, 84, 53, 100, 68, 69, 70, 77, 63, 58, 77, 75, 29, 29, 66, 56, 86, 75, 79,
+    60, 79, 69, 63, 61, 73, 68, 99, 69, 61, 69, 39, 34, 39, 84, 50, 50, 61, 63, 55, 63, 62, 35, 63,
+    63, 28, 28, 58, 28, 97, 63, 61, 63, 63, 41, 52, 39, 63, 59, 82, 59, 59, 52, 64, 34, 64, 84,
+)
+# fmt: on
 
 
-def _text(x: float, y: float, text: str, size: float = 8, anchor: str = "start", **style: str) -> str:
-    fill = style.pop("fill", INK)
-    extra = "".join(f" {k.replace('_', '-')}={quoteattr(v)}" for k, v in style.items())
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}"'
-        f"{extra}>{escape(_printable(text))}</text>"
-    )
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """Roughly how wide `text` sets in DejaVu Sans at `size` points."""
+    ems = 0.0
+    for c in text:
+        if " " <= c <= "~":
+            ems += _ADVANCE[ord(c) - 32] / 100
+        else:
+            ems += 1.0 if unicodedata.east_asian_width(c) in "WF" else 0.7
+    return ems * size * (1.1 if bold else 1.0)
 
 
-def _printable(text: str) -> str:
-    return "".join(c for c in str(text) if c.isprintable())
+def printable(text: object) -> str:
+    """Text as a label on one line: no control or formatting characters (bidi overrides, NUL)."""
+    return " ".join("".join(c for c in str(text) if c.isprintable() or c.isspace()).split())
 
 
-def _svg(height: float, body: list[str], alt: str = "") -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH:.0f} {height:.0f}" '
-        f'width="{WIDTH:.0f}" height="{height:.0f}" font-family="{FONT}" role="img">'
-        + (f"<title>{escape(_printable(alt))}</title>" if alt else "")
-        + "".join(body)
-        + "</svg>"
-    )
+def fit(text: object, size: float, room: float, bold: bool = False) -> str:
+    """`text` cut with an ellipsis to fit `room` points."""
+    label = printable(text)
+    if text_width(label, size, bold) <= room:
+        return label
+    label = label[: int(room / (0.27 * size)) + 1]  # no more than could fit: a 10,000-letter name is quick
+    while label and text_width(label + "…", size, bold) > room:
+        label = label[:-1]
+    return label.rstrip() + "…"
 
 
-def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high]."""
-    if not math.isfinite(low) or not math.isfinite(high):
-        return [0.0, 1.0]
-    if high <= low:
-        high = low + (abs(low) or 1.0)
-    raw = (high - low) / max(count, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    start = math.floor(low / step + 1e-9) * step
-    ticks, value = [], start
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    if ticks[-1] < high:
-        ticks.append(round(ticks[-1] + step, 12))
-    return ticks
+def ticks(
+    low: float, high: float, target: int, fits: Callable[[list[float]], bool] | None = None
+) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten apart) within [low, high], about `target` of
+    them; `fits` can refuse a choice whose labels would collide or read the same."""
+    span = high - low
+    if not (math.isfinite(span) and span > 0):
+        return [low] if math.isfinite(low) else []
+    power = math.floor(math.log10(span))
+    choices = []
+    for exponent in range(power - 2, power + 2):
+        for m in (1, 2, 5):
+            step = m * 10.0**exponent
+            first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+            values = [round(i * step, 12) for i in range(first, last + 1)]
+            if values:
+                choices.append((abs(len(values) - target), -step, values))
+    choices.sort(key=lambda c: c[:2])
+    for _, _, values in choices:
+        if fits is None or fits(values):
+            return values
+    return min(choices, key=lambda c: c[1])[2]  # nothing fits: the fewest labels
 
 
-def _finite(values: Sequence[float | None]) -> list[float]:
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+def _distinct(label: Callable[[list[float], float], str]) -> Callable[[list[float]], bool]:
+    """Ticks whose labels all differ: labels of whole seconds never say "42 s" twice."""
+    return lambda marks: len({label(marks, m) for m in marks}) == len(marks)
+
+
+def percent_ticks(low: float, high: float, x: Callable[[float], float]) -> list[float]:
+    """Change-% ticks (whole percents, as they are labelled) that leave room between labels."""
+
+    def fits(marks: list[float]) -> bool:
+        room = max(text_width(percent_label(m), TICK) for m in marks) + 6
+        return all(float(m).is_integer() for m in marks) and (
+            len(marks) < 2 or x(marks[1]) - x(marks[0]) >= room
+        )
+
+    return ticks(low, high, 6, fits)
+
+
+def _step(values: Sequence[float]) -> float:
+    return values[1] - values[0] if len(values) > 1 else 1.0
+
+
+def percent_label(value: float) -> str:
+    """A change-% tick, as the PNG charts label them: +10%, 0%, -20%."""
+    return f"{value:+.0f}%" if value else "0%"
+
+
+def _known(value: object) -> float | None:
+    """A plotted number, or None for a missing one (None, NaN, ±inf)."""
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return number if math.isfinite(number) else None
+
+
+def _n(value: float) -> str:
+    """A coordinate, short and always written the same way."""
+    text = f"{value:.1f}"
+    return "0" if text == "-0.0" else text.removesuffix(".0")
+
+
+class Canvas:
+    """The elements of one chart, written in drawing order."""
+
+    def __init__(self, height: float) -> None:
+        self.height = height
+        self.parts: list[str] = []
+
+    def text(
+        self, x: float, y: float, text: str, size: float = TICK, anchor: str = "start", **extra: str
+    ) -> None:
+        attrs = "".join(
+            f' {k.replace("_", "-")}="{escape(v, {chr(34): "&quot;"})}"' for k, v in extra.items()
+        )
+        where = "" if anchor == "start" else f' text-anchor="{anchor}"'
+        body = escape(printable(text))
+        self.parts.append(f'<text x="{_n(x)}" y="{_n(y)}" font-size="{size:g}"{where}{attrs}>{body}</text>')
+
+    def lines(self, segments: Iterable[tuple[float, float, float, float]], colour: str, width: float) -> None:
+        """Straight lines as one path: grids and spines cost one element, not one each."""
+        d = "".join(f"M{_n(a)} {_n(b)}L{_n(c)} {_n(e)}" for a, b, c, e in segments)
+        if d:
+            self.parts.append(f'<path d="{d}" stroke="{colour}" stroke-width="{width:g}" fill="none"/>')
+
+    def path(self, points: Sequence[tuple[float, float]], colour: str, width: float, extra: str = "") -> None:
+        d = "M" + "L".join(f"{_n(x)} {_n(y)}" for x, y in points)
+        stroke = f'stroke="{colour}" stroke-width="{width:g}" stroke-linejoin="round"'
+        self.parts.append(f'<path d="{d}" {stroke} fill="none"{extra}/>')
+
+    def boxes(self, boxes: Iterable[tuple[float, float, float, float]], colour: str, extra: str = "") -> None:
+        """Filled rectangles (x, y, width, height) as one path."""
+        d = "".join(f"M{_n(x)} {_n(y)}h{_n(w)}v{_n(h)}h{_n(-w)}z" for x, y, w, h in boxes)
+        if d:
+            self.parts.append(f'<path d="{d}" fill="{colour}"{extra}/>')
+
+    def axes(
+        self,
+        left: float,
+        top: float,
+        right: float,
+        bottom: float,
+        levels: Sequence[float] = (),
+        names: Sequence[str] = (),
+    ) -> None:
+        """The left and bottom spines, and a labelled grid line at each of `levels` (y positions);
+        a grid line that would double the bottom spine is left to the spine."""
+        self.lines([(left, v, right, v) for v in levels if bottom - v > 2], GRID, 0.8)
+        self.lines([(left, top, left, bottom), (left, bottom, right, bottom)], GRID, 0.8)
+        for level, name in zip(levels, names, strict=True):
+            self.text(left - 4, level + 2.9, name, anchor="end")
+
+    def title(self, title: str, note: str | None = None) -> float:
+        """Title top left, bold, and the note top right (beneath it when both would not fit);
+        returns where the plot may start."""
+        note = printable(note or "")
+        note_w = text_width(note, NOTE)
+        beside = bool(note) and text_width(printable(title), TITLE, True) + note_w + 10 <= WIDTH - 2 * EDGE
+        room = WIDTH - 2 * EDGE - (note_w + 10 if beside else 0)
+        self.text(EDGE, 11, fit(title, TITLE, room, True), TITLE, font_weight="bold")
+        if note:
+            self.text(
+                WIDTH - EDGE, 11 if beside else 20, fit(note, NOTE, WIDTH - 2 * EDGE), NOTE, "end", fill=MUTED
+            )
+        return 19.0 if beside or not note else 27.0
+
+    def svg(self) -> str:
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_n(WIDTH)} {_n(self.height)}"'
+            f' width="{_n(WIDTH)}pt" height="{_n(self.height)}pt"'
+            f' font-family="DejaVu Sans, sans-serif" fill="{INK}">' + "".join(self.parts) + "</svg>"
+        )
+
+
+def _pieces(series: Sequence[float | None]) -> list[list[tuple[int, float]]]:
+    """Runs of consecutive known values: a gap in the data is a gap in the line."""
+    pieces: list[list[tuple[int, float]]] = [[]]
+    for i, value in enumerate(series):
+        if value is None:
+            pieces.append([])
+        else:
+            pieces[-1].append((i, value))
+    return [p for p in pieces if p]
 
 
 def draw_trend(
@@ -72,160 +217,156 @@ def draw_trend(
     axis: list[float] | None = None,
     note: str | None = None,
 ) -> str:
-    height, left, right, top, bottom = 137.0, 34.0, 6.0, 18.0, 14.0
-    seen = _finite(values) + _finite(earlier)
-    known = [i for i, pair in enumerate(zip(values, earlier, strict=False)) if _finite(pair)]
-    first, last = (known[0], known[-1]) if known else (0, max(len(labels) - 1, 0))
-    low, high = (axis[0], axis[1]) if axis else (min(seen, default=0.0), max(seen, default=1.0))
-    ticks = nice_ticks(low, high)
-    low, high = (axis[0], axis[1]) if axis else (ticks[0], ticks[-1])
+    """This period's line (solid, with points) over the same number of periods before (dashed)."""
+    canvas = Canvas(HEIGHT)
+    top = canvas.title(title, note)
+    now, before = [_known(v) for v in values], [_known(v) for v in earlier]
+    seen = [v for v in now + before if v is not None]
+    low, high = (float(axis[0]), float(axis[1])) if axis else (min(seen, default=0.0), max(seen, default=1.0))
+    low, high = min([low, *seen]), max([high, *seen])  # the spec's axis holds the data; never hide a point
     if high <= low:
-        high = low + 1
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    plot_w, plot_h = WIDTH - left - right, height - top - bottom
-    span = max(last - first, 1)
+        low, high = (low - 1, high + 1) if not axis else (low, low + (abs(low) or 1.0))
+    if not axis:  # no axis given: a margin round the data, as matplotlib leaves one
+        margin = (high - low) * 0.05
+        low, high = low - margin, high + margin
+    marks = ticks(low, high, 4, _distinct(lambda ms, m: axis_number(m, unit, _step(ms))))
+    names = [axis_number(t, unit, _step(marks)) for t in marks]
+    labels = [fit(label, TICK, WIDTH / 3) for label in labels]
+    # Across the periods that have data, as the PNG for the email does: a young project's three
+    # months fill the chart rather than a corner of it.
+    known = [i for i, pair in enumerate(zip(now, before, strict=False)) if pair != (None, None)]
+    first, last = (known[0], known[-1]) if known else (0, max(len(labels), len(now), 1) - 1)
+    shown = [i for i in range(first, last + 1) if i < len(labels)]
+    left = EDGE + max((text_width(name, TICK) for name in names), default=0.0) + 5
+    last_w = text_width(labels[shown[-1]], TICK) if shown else 0.0
+    right = max(EDGE + 2, last_w / 2 + EDGE - 3)
+    bottom = HEIGHT - 14
+    plot = WIDTH - left - right
+    # Period labels every few periods, counted back from the newest, as many as fit.
+    every = max(1, len(shown) // 4)
+    widest = max((text_width(labels[i], TICK) for i in shown), default=0.0)
+    while every < len(shown) and plot * 0.96 * every / max(len(shown) - 1, 1) < widest + 6:
+        every += 1
+    marked = shown[::-1][::every][::-1]
+    # matplotlib's margins(x=0.02), or more where the oldest label would run under the y labels
+    pad = plot * 0.02
+    pad_left = max(pad, text_width(labels[first], TICK) / 2 - 2) if marked[:1] == [first] else pad
 
-    def x(i: int) -> float:  # the stretch with data fills the width, as matplotlib scales to it
-        return left + plot_w * (0.07 + 0.86 * (i - first) / span)
+    def x(i: float) -> float:
+        share = (i - first) / (last - first) if last > first else 0.5
+        return left + pad_left + (plot - pad_left - pad) * share
 
     def y(v: float) -> float:
-        return top + plot_h * (1 - (v - low) / (high - low))
+        return bottom - (bottom - top) * (v - low) / (high - low)
 
-    body = [_text(2, 10, title, 9, font_weight="bold")]
-    if note:
-        body.append(_text(WIDTH - right, 10, note, 6.5, "end", fill=MUTED))
-    for tick in ticks:
-        if low - 1e-9 <= tick <= high + 1e-9:
-            body.append(
-                f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="{GRID}" stroke-width="0.6"/>'
-            )
-            body.append(_text(left - 4, y(tick) + 3, axis_number(tick, unit, step), 8, "end"))
-    every = max(1, (last - first + 1) // 4)
-    for i in range(first, last + 1, every):
-        body.append(_text(x(i), height - 3, labels[i], 8, "middle"))
-    for series, colour, width, dash in (
-        (earlier, MUTED, 1.2, ' stroke-dasharray="4 3"'),
-        (values, PRIMARY, 2, ""),
-    ):
-        for piece in _pieces(series):
-            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in piece)
-            body.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="{width}"'
-                f' stroke-linejoin="round"{dash}/>'
-            )
-    for i, v in enumerate(values):
-        if v is not None and math.isfinite(float(v)):
-            body.append(f'<circle cx="{x(i):.1f}" cy="{y(float(v)):.1f}" r="1.6" fill="{PRIMARY}"/>')
-    return _svg(height, body)
-
-
-def _pieces(series: Sequence[float | None]) -> list[list[tuple[int, float]]]:
-    """Runs of consecutive known values: a gap in the data is a gap in the line."""
-    pieces: list[list[tuple[int, float]]] = [[]]
-    for i, v in enumerate(series):
-        if v is None or not math.isfinite(float(v)):
-            pieces.append([])
-        else:
-            pieces[-1].append((i, float(v)))
-    return [p for p in pieces if p]
-
-
-def _percent_label(value: float) -> str:
-    return f"{value:+.0f}%" if value else "0%"
+    canvas.axes(left, top, WIDTH - right, bottom, [y(t) for t in marks], names)
+    for i in marked:
+        canvas.text(x(i), HEIGHT - 3.5, labels[i], anchor="middle")
+    for piece in _pieces(before):
+        if len(piece) > 1:
+            canvas.path([(x(i), y(v)) for i, v in piece], MUTED, 1.2, ' stroke-dasharray="4.4 1.9"')
+    for piece in _pieces(now):
+        if len(piece) > 1:
+            canvas.path([(x(i), y(v)) for i, v in piece], PRIMARY, 2)
+    # The points as one path of dots (round caps on zero-length lines): a lone point still shows.
+    dots = "".join(f"M{_n(x(i))} {_n(y(v))}h0" for i, v in enumerate(now) if v is not None)
+    if dots:
+        canvas.parts.append(
+            f'<path d="{dots}" stroke="{PRIMARY}" stroke-width="3.2" stroke-linecap="round" fill="none"/>'
+        )
+    return canvas.svg()
 
 
 def draw_movers(title: str, unit: str, names: list[str], changes: list) -> str:
+    """The biggest risers and fallers as bars of their change in %, green up and red down."""
     rows = max(len(names), 1)
-    height, left, right, top, bottom = 18 + 16 * rows + 16.0, 110.0, 8.0, 18.0, 16.0
-    values = [float(c) if c is not None and math.isfinite(float(c)) else 0.0 for c in changes]
-    ticks = nice_ticks(min([0.0, *values]), max([0.0, *values]), 5)
-    low, high = ticks[0], ticks[-1]
-    plot_w = WIDTH - left - right
+    canvas = Canvas(72 * (0.3 + 0.22 * rows))
+    top = canvas.title(title)
+    bottom = canvas.height - 13
+    moved = [_known(c) for c in changes]
+    labels = [printable(name) for name in names]
+    labels = [name if len(name) <= 28 else name[:27] + "…" for name in labels]
+    room = WIDTH * 0.55
+    labels = [fit(name, TICK, room) for name in labels]
+    left = EDGE + max((text_width(name, TICK) for name in labels), default=0.0) + 5
+    right = EDGE + 10
+    known = [c for c in moved if c is not None]
+    low, high = min([0.0, *known]), max([0.0, *known])
+    if high == low:
+        low, high = -1.0, 1.0
+    pad = (high - low) * 0.05
+    low, high = low - pad, high + pad
 
     def x(v: float) -> float:
-        return left + plot_w * (v - low) / (high - low or 1)
+        return left + (WIDTH - left - right) * (v - low) / (high - low)
 
-    body = [_text(4, 12, title, 9, font_weight="bold")]
-    for tick in ticks:
-        body.append(
-            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top}" y2="{height - bottom}" stroke="{GRID}" stroke-width="0.6"/>'
-        )
-        body.append(_text(x(tick), height - 5, _percent_label(tick), 7, "middle"))
-    for i, (name, value) in enumerate(zip(names, values, strict=False)):
-        centre = top + 16 * i + 8
-        start, end = sorted((x(0), x(value)))
-        colour = GOOD if value >= 0 else BAD
-        body.append(
-            f'<rect x="{start:.1f}" y="{centre - 4.8:.1f}" width="{max(end - start, 0.5):.1f}" height="13.2" fill="{colour}"/>'
-        )
-        label = _printable(name)
-        label = label if len(label) <= 28 else label[:27] + "…"
-        body.append(_text(left - 4, centre + 3, label, 8, "end"))
-    body.append(
-        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top}" y2="{height - bottom}" stroke="{INK}" stroke-width="0.6"/>'
-    )
-    return _svg(height, body)
+    marks = percent_ticks(low, high, x)
+    canvas.lines([(x(m), top, x(m), bottom) for m in marks], GRID, 0.8)
+    canvas.axes(left, top, WIDTH - right, bottom)
+    for m in marks:
+        canvas.text(x(m), canvas.height - 3.5, percent_label(m), anchor="middle")
+    row = (bottom - top) / rows
+    bars: dict[str, list[tuple[float, float, float, float]]] = {GOOD: [], BAD: []}
+    for i, (label, change) in enumerate(zip(labels, moved, strict=False)):
+        centre = top + row * (i + 0.5)
+        if change is not None:
+            start, end = sorted((x(0), x(change)))
+            bars[GOOD if change >= 0 else BAD].append((start, centre - row * 0.3, end - start, row * 0.6))
+        canvas.text(left - 4, centre + 2.9, label, anchor="end")
+    for colour, boxes in bars.items():
+        canvas.boxes(boxes, colour)
+    canvas.lines([(x(0), top, x(0), bottom)], INK, 0.6)
+    return canvas.svg()
 
 
 def draw_distribution(title: str, values: list, xlabel: str) -> str:
-    height, left, right, top, bottom = 137.0, 34.0, 14.0, 22.0, 26.0
-    finite = sorted(_finite(values))
-    if not finite:
-        finite = [0.0]
-    low_p, high_p = _percentile(finite, 2), _percentile(finite, 98)
+    """How many entities moved by how much: 24 bins over the bulk, outliers piled at the edges."""
+    canvas = Canvas(HEIGHT)
+    top = canvas.title(title)
+    finite = [v for v in (_known(v) for v in values) if v is not None]
+    # Most entities move a little: scale to the bulk (2nd to 98th percentile), as the PNG does.
+    low_p, high_p = np.percentile(finite, [2, 98]) if finite else (0.0, 0.0)
     edge = max(5.0, math.ceil(max(abs(low_p), abs(high_p)) / 5) * 5)
-    bins = [0] * 24
-    width = 2 * edge / 24
-    for v in finite:
-        clipped = max(-edge, min(edge, v))
-        bins[min(int((clipped + edge) / width), 23)] += 1
-    counts = nice_ticks(0, max(bins), 4)
-    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    clipped = [max(-edge, min(edge, v)) for v in finite]
+    counts = [int(c) for c in np.histogram(clipped, bins=24, range=(-edge, edge))[0]]
+    most = max(counts, default=0)
+    marks = ticks(0, max(most * 1.05, 4), 4, lambda ms: all(float(m).is_integer() for m in ms))
+    high = max(marks[-1], most * 1.05)
+    names = [axis_number(t, "count") for t in marks]
+    left = EDGE + TICK + 4 + max(text_width(name, TICK) for name in names) + 5
+    right = EDGE + text_width(percent_label(edge), TICK) / 2
+    bottom = canvas.height - 24
+    inner = (WIDTH - left - right) * 0.03
+    span = WIDTH - left - right - 2 * inner
 
     def x(v: float) -> float:
-        return left + plot_w * (v + edge) / (2 * edge)
+        return left + inner + span * (v + edge) / (2 * edge)
 
     def y(c: float) -> float:
-        return top + plot_h * (1 - c / (counts[-1] or 1))
+        return bottom - (bottom - top) * c / high
 
-    body = [_text(2, 10, title, 9, font_weight="bold")]
-    for c in counts:
-        body.append(
-            f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(c):.1f}" y2="{y(c):.1f}" stroke="{GRID}" stroke-width="0.6"/>'
-        )
-        body.append(_text(left - 4, y(c) + 3, axis_number(c, "count"), 8, "end"))
-    for i, count in enumerate(bins):
-        if count:
-            x0 = x(-edge + i * width)
-            body.append(
-                f'<rect x="{x0:.1f}" y="{y(count):.1f}" width="{plot_w / 24:.1f}" height="{y(0) - y(count):.1f}"'
-                f' fill="{PRIMARY}" stroke="white" stroke-width="0.5"/>'
-            )
-    for tick in nice_ticks(-edge, edge, 6):
-        if -edge <= tick <= edge:
-            body.append(_text(x(tick), height - 15, _percent_label(tick), 8, "middle"))
-    body.append(
-        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top}" y2="{y(0):.1f}" stroke="{INK}" stroke-width="0.6"/>'
+    canvas.axes(left, top, WIDTH - right, bottom, [y(t) for t in marks], names)
+    width = span / 24
+    bins = [(x(-edge) + i * width, y(c), width, y(0) - y(c)) for i, c in enumerate(counts) if c]
+    canvas.boxes(bins, PRIMARY, ' stroke="white" stroke-width="0.5"')
+    for m in percent_ticks(-edge, edge, x):
+        canvas.text(x(m), bottom + 10.5, percent_label(m), anchor="middle")
+    canvas.lines([(x(0), top, x(0), bottom)], INK, 0.6)
+    canvas.text(
+        left + (WIDTH - right - left) / 2,
+        canvas.height - 3.5,
+        fit(xlabel, TICK, WIDTH - 2 * EDGE),
+        anchor="middle",
     )
-    body.append(_text(left + plot_w / 2, height - 5, xlabel, 7.5, "middle"))
-    body.append(
-        _text(
-            10,
-            top + plot_h / 2,
-            "entities",
-            7.5,
-            "middle",
-            transform=f"rotate(-90 10 {top + plot_h / 2:.1f})",
-        )
+    middle = (top + bottom) / 2
+    canvas.text(
+        EDGE + TICK - 1,
+        middle,
+        "entities",
+        anchor="middle",
+        transform=f"rotate(-90 {_n(EDGE + TICK - 1)} {_n(middle)})",
     )
-    return _svg(height, body)
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    position = (len(ordered) - 1) * q / 100
-    below = math.floor(position)
-    above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+    return canvas.svg()
 
 
 DRAWINGS: dict[str, Callable[..., str]] = {

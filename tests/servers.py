@@ -87,6 +87,19 @@ class Mailbox:
         return AuthResult(success=ok, handled=False)
 
 
+def smtp_channel(port: int, cert: Path) -> dict:
+    """config.yaml's `channels.email` for the test SMTP server (password from $SMTP_PASSWORD)."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "username": SMTP_USER,
+        "password": "${SMTP_PASSWORD}",
+        "from": "herald@example.com",
+        "ca_file": str(cert),
+        "timeout": 5,
+    }
+
+
 @contextmanager
 def smtp_server(folder: Path, implicit_tls: bool = False) -> Iterator[tuple[Mailbox, int, Path]]:
     cert, key = self_signed(folder)

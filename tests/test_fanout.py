@@ -11,8 +11,10 @@ import pytest
 from pypdf import PdfReader
 
 from reports.pipeline import deliver as delivery
+from reports.pipeline.fanout import batches
+from reports.report.model import Recipient
 from tests.conftest import demo_folder, execute_job
-from tests.servers import SMTP_PASSWORD, SMTP_USER, smtp_server
+from tests.servers import SMTP_PASSWORD, smtp_channel, smtp_server
 
 AS_OF = date(2026, 11, 22)
 PROJECTS = 30
@@ -28,17 +30,7 @@ def configure(
         entity["sql"] = entity["sql"].rstrip() + f"\nWHERE p.project_id <= 'p{PROJECTS:04d}'\n"
         data.update(extra)
         if port is not None:
-            data["channels"] = {
-                "email": {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "username": SMTP_USER,
-                    "password": "${SMTP_PASSWORD}",
-                    "from": "herald@example.com",
-                    "ca_file": str(cert),
-                    "timeout": 5,
-                }
-            }
+            data["channels"] = {"email": smtp_channel(port, cert)}
         data["reports"]["project_health"]["owners"] = []
 
     return demo_folder(folder, demo_db, edit)
@@ -143,3 +135,21 @@ def test_workers_beyond_reason_are_refused(tmp_path, demo_db, herald):
     assert result.code == 2 and "workers" in result.err and "Traceback" not in result.err
     result = herald("--config", configure(tmp_path / "c2", demo_db), "run", "--workers", "many")
     assert result.code == 2 and "not a number of workers" in result.err
+
+
+def test_entities_sharing_any_address_go_out_in_one_batch():
+    """An owner with one email but two Slack handles in the data still gets one email: a batch
+    per address would record two messages under the same name, and the second would be lost."""
+    found = batches(
+        [
+            Recipient("p1", "One", "ann@example.com", "@ann"),
+            Recipient("p2", "Two", "ann@example.com", "@ann.lee"),
+            Recipient("p3", "Three", "bo@example.com", "@ann.lee"),
+            Recipient("p4", "Four", "cy@example.com", None),
+            Recipient("p5", "Five", None, None),
+        ],
+        per_entity=True,
+    )
+    assert [[r.key for r in batch] for batch in found] == [["p1", "p2", "p3"], ["p4"], ["p5"]]
+    alone = batches([Recipient("a", "A"), Recipient("b", "B")], per_entity=False)
+    assert [[r.key for r in batch] for batch in alone] == [["a"], ["b"]]

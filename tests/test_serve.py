@@ -20,7 +20,7 @@ from reports.config.load import load_config
 from reports.scheduler.serve import Server
 from reports.store import Store
 from tests.conftest import ROOT, demo_folder
-from tests.servers import SMTP_PASSWORD, SMTP_USER, smtp_server
+from tests.servers import SMTP_PASSWORD, smtp_channel, smtp_server
 
 FANOUT = 200
 
@@ -73,17 +73,7 @@ def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
         box.delay = 0.02  # about 50 a second: each trial is killed some way into the fan-out
 
         def fanout(data: dict) -> None:
-            data["channels"] = {
-                "email": {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "username": SMTP_USER,
-                    "password": "${SMTP_PASSWORD}",
-                    "from": "herald@example.com",
-                    "ca_file": str(cert),
-                    "timeout": 5,
-                }
-            }
+            data["channels"] = {"email": smtp_channel(port, cert)}
             alerts = data["reports"]["cs_daily_alerts"]
             alerts.update(
                 schedule={"cron": _daily_cron_just_fired(), "timezone": "UTC", "grace": "1 hour"},

@@ -66,15 +66,30 @@ class Batch:
 
 
 def batches(recipients: list[Recipient], per_entity: bool) -> list[list[Recipient]]:
-    """Recipients whose reports go out together: per entity, every entity of one owner (reached
-    by the same address); otherwise each recipient alone."""
+    """Recipients whose reports go out together: per entity, every entity reached at a shared
+    address on any channel (one owner's, who gets one message per channel); otherwise each
+    recipient alone. Two batches never send to the same address, so no message is recorded
+    twice under one name."""
     if not per_entity:
         return [[r] for r in recipients]
-    grouped: dict[tuple, list[Recipient]] = {}
+    batch_of: dict[str, int] = {}  # an address → the batch reaching it
+    found: list[list[Recipient]] = []
     for recipient in recipients:
-        reach = (recipient.email, recipient.slack) if recipient.email or recipient.slack else recipient.key
-        grouped.setdefault(reach, []).append(recipient)
-    return list(grouped.values())
+        reach = [f"{channel}:{a}" for channel in ("email", "slack") if (a := recipient.contact(channel))]
+        joined = sorted({batch_of[a] for a in reach if a in batch_of})
+        if not joined:
+            found.append([])
+            joined = [len(found) - 1]
+        into = joined[0]
+        for other in joined[1:]:  # this entity links two owners' batches: they become one
+            found[into] += found[other]
+            found[other] = []
+        found[into].append(recipient)
+        for member in found[into]:
+            for channel in ("email", "slack"):
+                if address := member.contact(channel):
+                    batch_of[f"{channel}:{address}"] = into
+    return [batch for batch in found if batch]
 
 
 def worker_count(config: HeraldConfig, reports: int) -> int:

@@ -88,12 +88,7 @@ SILENCE_COLUMNS = ", ".join(f.name for f in fields(Silence))
 class AlertBook:
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.transaction() as db:
-            made = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('alerts', 'silences')")
-            if made.fetchone()[0] < 2:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+        store.create_tables(SCHEMA)
 
     # Alerts -----------------------------------------------------------------------------------
 
@@ -106,12 +101,12 @@ class AlertBook:
             where.append(f"state IN ({','.join('?' * len(states))})")
             params += states
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self.store.transaction() as db:
+        with self.store.transaction(lock=False) as db:
             rows = db.execute(f"SELECT {ALERT_COLUMNS} FROM alerts {clause} ORDER BY id", params).fetchall()
         return [Alert(*row) for row in rows]
 
     def latest_evaluation(self, job: str) -> str | None:
-        with self.store.transaction() as db:
+        with self.store.transaction(lock=False) as db:
             (value,) = db.execute("SELECT MAX(evaluated) FROM alerts WHERE job = ?", (job,)).fetchone()
         return value
 
@@ -152,7 +147,7 @@ class AlertBook:
         found: dict[int, list[tuple[str, str]]] = {}
         if not alert_ids:
             return found
-        with self.store.transaction() as db:
+        with self.store.transaction(lock=False) as db:
             rows = db.execute(
                 "SELECT address, provider_id, alerts FROM deliveries WHERE channel = 'slack' "
                 "AND status = 'sent' AND alerts IS NOT NULL AND provider_id IS NOT NULL ORDER BY id"
@@ -176,7 +171,7 @@ class AlertBook:
     def silences(self, moment: datetime | None = None) -> list[Silence]:
         """Silences in force at `moment` (now by default)."""
         moment = moment or now_utc()
-        with self.store.transaction() as db:
+        with self.store.transaction(lock=False) as db:
             rows = db.execute(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY id").fetchall()
         found = [Silence(*row) for row in rows]
         return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, overload
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, PrivateAttr, WithJsonSchema, create_model, model_validator
@@ -81,6 +81,45 @@ def _web_address(value: Any) -> str:
 
 WebAddress = Annotated[
     str, BeforeValidator(_web_address), WithJsonSchema({"type": "string", "format": "uri"})
+]
+
+
+def _store_location(value: Any) -> Path | str:
+    """`store:`: a SQLite file, or a PostgreSQL address. The address may hold a password, so
+    errors never quote it."""
+    if isinstance(value, Path) or (isinstance(value, str) and value.strip() and "://" not in value):
+        return Path(value)
+    text = value if isinstance(value, str) else ""
+    try:
+        url = urlsplit(text)
+        scheme, host, database = url.scheme, url.hostname, url.path.strip("/")
+        port_ok = url.port is None or url.port > 0
+    except ValueError:  # a port that is not a number
+        scheme, host, database, port_ok = "", None, "", False
+    if not (
+        scheme in ("postgresql", "postgres", "postgresql+psycopg")
+        and host
+        and database
+        and port_ok
+        and text.isprintable()
+        and " " not in text
+    ):
+        raise fail(
+            "the store is a file path or a postgresql:// address (with a host and a database)",
+            "write e.g. data/herald.sqlite, or postgresql://herald:${PG_PASSWORD}@db.internal:5432/herald",
+        )
+    return text
+
+
+StoreLocation = Annotated[
+    Path | str,
+    BeforeValidator(_store_location),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "examples": ["data/herald.sqlite", "postgresql://herald:${PG_PASSWORD}@db:5432/herald"],
+        }
+    ),
 ]
 
 
@@ -312,6 +351,80 @@ class ConfigJsonSchema(GenerateJsonSchema):
         return number
 
 
+def _redis_address(value: Any) -> str:
+    """A Redis address for Celery. It may hold a password, so errors never quote it."""
+    text = value if isinstance(value, str) else ""
+    try:
+        url = urlsplit(text)
+        scheme, host = url.scheme, url.hostname if url.port is None or url.port > 0 else None
+    except ValueError:  # a port that is not a number
+        scheme, host = "", None
+    if not (scheme in ("redis", "rediss") and host and text.isprintable() and " " not in text):
+        raise fail(
+            "only redis:// and rediss:// (TLS) addresses are allowed",
+            "write e.g. redis://:${REDIS_PASSWORD}@queue.internal:6379/0",
+        )
+    return text
+
+
+RedisAddress = Annotated[
+    str,
+    BeforeValidator(_redis_address),
+    WithJsonSchema({"type": "string", "examples": ["redis://127.0.0.1:6379/0"]}),
+]
+
+
+class CeleryConfig(HeraldModel):
+    """`executor: celery`: the Redis that carries batches to `run.py worker`, and their time limit."""
+
+    broker: RedisAddress = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Where batches wait for a worker; a password comes from the environment: "
+        "`redis://:${REDIS_PASSWORD}@host:6379/0`.",
+    )
+    result_backend: RedisAddress | None = Field(
+        None, description="Where workers leave what each batch did; the broker when unset."
+    )
+    queue: Name = Field(
+        "herald", description="The queue batches go to; another Herald on the same Redis uses another."
+    )
+    task_timeout: Duration = Field(
+        timedelta(minutes=30),
+        description="The longest one batch may take: a worker stops one running longer, and the batch "
+        "of a worker that died goes to another a little after this.",
+    )
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> CeleryConfig:
+        if self.task_timeout < timedelta(seconds=5):
+            raise fail("task_timeout is shorter than any batch", "write e.g. task_timeout: 30 minutes")
+        return self
+
+
+class WebConfig(HeraldModel):
+    operators: list[OwnerAddress] = Field(
+        default_factory=list,
+        description="Addresses that see everything in the archive: every job, run, file, alert and the audit log.",
+    )
+    link_days: Annotated[int, Field(ge=1, le=366)] = Field(
+        30, description="Days a personal link in an email or Slack message signs its reader in."
+    )
+    token_days: Annotated[int, Field(ge=1, le=366)] = Field(
+        90, description="Days an API token made on the account page (or `run.py web --token`) lasts."
+    )
+    session_hours: Annotated[int, Field(ge=1, le=720)] = Field(
+        12, description="Hours a browser stays signed in after opening a link."
+    )
+
+
+class ArchiveConfig(HeraldModel):
+    keep_days: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Output files older than this many days are deleted from out/ (by `run.py prune`, "
+        "and daily under `serve`); runs, deliveries and the audit log stay. Kept for ever when unset.",
+    )
+
+
 class HeraldConfig(HeraldModel):
     timezone: TimeZoneName = Field("UTC", description="Calendar days and schedules are in this zone.")
     week_start: Weekday = Field("monday", description="The first day of a week.")
@@ -337,9 +450,28 @@ class HeraldConfig(HeraldModel):
             "many reports, 0 renders in Herald's own process."
         ),
     )
-    store: Path = Field(Path("data/herald.sqlite"), description="The SQLite file of runs and deliveries.")
+    executor: Literal["local", "celery"] = Field(
+        "local",
+        description="Who renders and delivers a scoped job's batches: `local` is Herald's own machine "
+        "(see `workers`), `celery` is `run.py worker` on any machine, over Redis.",
+    )
+    celery: CeleryConfig = Field(
+        default_factory=CeleryConfig, description="Where `executor: celery` sends batches."
+    )
+    store: StoreLocation = Field(
+        Path("data/herald.sqlite"),
+        description="Where runs, deliveries and alert state are kept: a SQLite file, or a PostgreSQL "
+        "database that several machines share, `postgresql://herald:${PG_PASSWORD}@host:5432/herald`.",
+    )
     archive_url: WebAddress | None = Field(
         None, description="Where out/ is published; emails link files too large to attach from here."
+    )
+    web: WebConfig = Field(
+        default_factory=WebConfig,
+        description="The archive (`run.py web`): who sees everything, how long links last.",
+    )
+    archive: ArchiveConfig = Field(
+        default_factory=ArchiveConfig, description="How long the archive keeps output files."
     )
 
     _base_dir: Path = PrivateAttr(default=Path())
@@ -355,8 +487,14 @@ class HeraldConfig(HeraldModel):
     def base_dir(self) -> Path:
         return self._base_dir
 
-    def path(self, value: Path) -> Path:
-        """A path from the config, relative to the config file's folder."""
+    @overload
+    def path(self, value: Path) -> Path: ...
+    @overload
+    def path(self, value: Path | str) -> Path | str: ...
+    def path(self, value: Path | str) -> Path | str:
+        """A path from the config, relative to the config file's folder (a store's URL as it is)."""
+        if isinstance(value, str):
+            return value
         return value if value.is_absolute() else self.base_dir / value
 
     @property

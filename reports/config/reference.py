@@ -14,7 +14,9 @@ from pydantic_core import PydanticUndefined
 
 from notifiers import notifier_types
 from reports.config.models import (
+    ArchiveConfig,
     BusinessHours,
+    CeleryConfig,
     DeliveryPolicy,
     EntityConfig,
     HeraldConfig,
@@ -23,6 +25,7 @@ from reports.config.models import (
     ReportConfig,
     RuleConfig,
     Schedule,
+    WebConfig,
 )
 from reports.config.types import WEEKDAYS, _run_count
 from reports.formatting import format_duration
@@ -123,6 +126,9 @@ def config_reference() -> str:
         if notifier.settings is not None:
             lines += _section(f"channels.{channel}", notifier.settings)
     lines += _section("delivery", DeliveryPolicy)
+    lines += _section("celery", CeleryConfig)
+    lines += _section("web", WebConfig)
+    lines += _section("archive", ArchiveConfig)
     return "\n".join(lines).rstrip() + "\n"
 
 

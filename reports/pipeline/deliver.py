@@ -315,7 +315,7 @@ def unsent(
     """Recorded deliveries of `run_ids` in `statuses`, with the messages kept for them."""
     found = []
     for row in store.deliveries(run_ids, statuses):
-        message = Message.from_json(Path(row.message).read_bytes()) if row.message else None
+        message = Message.from_json(store.read_message(row.message)) if row.message else None
         if message is not None and row.address is not None:
             found.append((row.id, Delivery(row.channel, row.recipient, row.address, message)))
     return found

@@ -1,46 +1,37 @@
-"""The store's plumbing: one file, one transaction at a time, faults said plainly, and who holds a lease."""
+"""The store's plumbing: one database (a SQLite file, or PostgreSQL), one transaction at a time,
+faults said plainly, and who holds a lease."""
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from reports.errors import HeraldError
+from reports.store.backends import (
+    PostgresBackend,
+    SqliteBackend,
+    is_address,
+    statements,
+    table_names,
+)
+from reports.store.faults import StoreError, _fault, _faults
 from reports.store.schema import ADDED, INDEXES, SCHEMA, VERSION
 
-
-class StoreError(HeraldError):
-    """The store cannot be read or written: the disk is full, the file is not a store..."""
-
-
-@contextmanager
-def _faults(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise _fault(path, exc) from None
-    except OSError as exc:
-        raise StoreError(
-            f"the store {path} cannot be written: {exc.strerror or exc}",
-            "free disk space, fix its folder's permissions, or set `store:` to another file",
-        ) from None
-
-
-def _fault(path: Path, exc: sqlite3.Error) -> StoreError:
-    text = str(exc)
-    if "not a database" in text or "malformed" in text:
-        return StoreError(
-            f"{path} is not a Herald store ({text})", "move the file away, or set `store:` to another file"
-        )
-    return StoreError(
-        f"the store {path} cannot be used: {text}",
-        "free disk space or fix the file's permissions; nothing was sent that it did not record",
-    )
+__all__ = [
+    "Database",
+    "StoreError",
+    "Transaction",
+    "_fault",
+    "_faults",
+    "_stamp",
+    "holder_is_dead",
+    "now_utc",
+    "process_id",
+]
 
 
 def process_id() -> str:
@@ -70,54 +61,76 @@ def _stamp(moment: datetime | None = None) -> str:
     return (moment or now_utc()).astimezone(UTC).isoformat(timespec="seconds")
 
 
+class Transaction:
+    """What `Database.transaction()` yields: `execute(sql, params)` runs Herald's SQL, written
+    in SQLite's words with `?` placeholders, on whichever database the store is. Its result has
+    `fetchone()`, `fetchall()`, `scalar()`, `rowcount`, `lastrowid` (after an INSERT) and rows
+    when iterated."""
+
+    def __init__(self, connection: Any, backend: SqliteBackend | PostgresBackend) -> None:
+        self._connection, self._backend = connection, backend
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        if isinstance(params, Mapping):
+            raise TypeError("the store's SQL takes `?` placeholders and a sequence of values")
+        return self._backend.execute(self._connection, sql, params)
+
+
 class Database:
-    """The SQLite file, made on first use; `transaction()` is the only way in."""
+    """The store's database, made on first use; `transaction()` is the only way in.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.messages = path.with_name(path.name + ".messages")  # rendered messages, by content
-        with _faults(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._make()
+    `location` is a SQLite file, or a PostgreSQL URL (`postgresql://user:password@host:5432/db`)
+    for a store that processes on several machines share."""
 
-    def _make(self) -> None:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version >= VERSION:
-                return  # made already; many processes open it, and only a writer may change it
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never wait for a writer
-            db.execute("BEGIN IMMEDIATE")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            for table, columns in ADDED.items():
-                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                for column in columns:
-                    if column.split()[0] not in have:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-            db.execute(INDEXES)
-            db.execute(f"PRAGMA user_version = {VERSION}")
-            db.execute("COMMIT")
+    def __init__(self, location: Path | str) -> None:
+        self.backend: SqliteBackend | PostgresBackend = (
+            PostgresBackend(location) if is_address(location) else SqliteBackend(Path(location))
+        )
+        self.path = self.backend.path if isinstance(self.backend, SqliteBackend) else None
+        self.where = self.backend.where  # how errors and logs name it: never with its password
+        self.messages = self.backend.messages  # rendered messages' folder; None: kept in the database
+        with self.backend.faults():
+            self.backend.make(VERSION, SCHEMA, ADDED, INDEXES)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; BEGIN IMMEDIATE so a read-then-write (a claim) is atomic between processes."""
-        with _faults(self.path):
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def transaction(self, lock: bool = True) -> Iterator[Transaction]:
+        """One transaction. With `lock` (the default) no other process writes while it runs, so
+        a read-then-write (a claim) is atomic between processes: SQLite begins IMMEDIATE,
+        PostgreSQL takes Herald's advisory lock. `lock=False` is for reads and for writes that
+        cannot conflict."""
+        backend = self.backend
+        with backend.faults(connecting=True):
+            connection = backend.engine.connect()
         try:
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("BEGIN IMMEDIATE")
+            with backend.faults():
+                backend.begin(connection, lock)
             try:
-                with _faults(self.path):
-                    yield db
+                with backend.faults():
+                    yield Transaction(connection, backend)
             except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                with suppress(Exception):  # a lost connection has nothing left to roll back
+                    connection.rollback()
                 raise
-            with _faults(self.path):
-                db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _fault(self.path, exc) from None
+            with backend.faults():
+                connection.commit()
         finally:
-            db.close()
+            with suppress(Exception):
+                connection.close()
+
+    def close(self) -> None:
+        """Close this process's idle connections to the store (they reopen when next used)."""
+        self.backend.engine.dispose()
+
+    def tables(self) -> set[str]:
+        """The names of the tables the store holds."""
+        with self.transaction(lock=False) as db:
+            return self.backend.tables(db._connection)
+
+    def create_tables(self, schema: str) -> None:
+        """Make the tables of `schema` (`CREATE TABLE IF NOT EXISTS ...;` statements in SQLite's
+        words, e.g. `id INTEGER PRIMARY KEY`) that the store does not hold yet."""
+        if set(table_names(schema)) <= self.tables():
+            return  # the common case, and a read: no writer waits for it
+        with self.transaction() as db:
+            for statement in statements(schema):
+                db.execute(statement)

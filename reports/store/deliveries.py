@@ -4,20 +4,46 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
-from reports.store.base import Database, _faults, _stamp
+from reports.store.backends import MESSAGE_PREFIX
+from reports.store.base import Database, StoreError, _faults, _stamp
 from reports.store.schema import DELIVERY_COLUMNS, DONE, DeliveryRow, Planned
 
 
 class Deliveries(Database):
     def keep_message(self, content_hash: str, data: bytes) -> str:
-        """Write a rendered message durably (fsynced, then renamed into place); returns its file."""
+        """Keep a rendered message durably before its first try; returns where it is kept, for
+        `read_message`: a file beside a SQLite store, a row of a PostgreSQL one."""
+        if self.messages is None:
+            with self.transaction(lock=False) as db:  # by content: two writers write the same
+                db.execute(
+                    "INSERT INTO messages (content_hash, body) VALUES (?, ?) ON CONFLICT (content_hash) DO NOTHING",
+                    (content_hash, data),
+                )
+            return MESSAGE_PREFIX + content_hash
         with _faults(self.messages):
-            return self._keep(content_hash, data)
+            return self._keep(self.messages, content_hash, data)
 
-    def _keep(self, content_hash: str, data: bytes) -> str:
-        self.messages.mkdir(parents=True, exist_ok=True)
-        path = self.messages / f"{content_hash}.json"
+    def read_message(self, kept: str) -> bytes:
+        """A message kept by `keep_message` (on any machine, for a PostgreSQL store)."""
+        if kept.startswith(MESSAGE_PREFIX):
+            with self.transaction(lock=False) as db:
+                row = db.execute(
+                    "SELECT body FROM messages WHERE content_hash = ?", (kept.removeprefix(MESSAGE_PREFIX),)
+                ).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"the store {self.where} lost the message {kept}",
+                    "run the job again (`run.py run JOB --as-of DATE`): what went out is not sent twice",
+                )
+            return bytes(row[0])
+        return Path(kept).read_bytes()
+
+    @staticmethod
+    def _keep(folder: Path, content_hash: str, data: bytes) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{content_hash}.json"
         if not path.exists():
             partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
             with open(partial, "wb") as file:
@@ -39,7 +65,9 @@ class Deliveries(Database):
         """Record a run's deliveries before any is tried, in one transaction, so that two processes
         working on one (job, as-of) cannot both take the same delivery. For each planned delivery:
         its row id, or the row that holds it back — one that went out (sent; filed, where the outbox
-        stands in for the channel) or one another unfinished run is sending. `resend` skips none."""
+        stands in for the channel), by this run or another, or one another unfinished run is
+        sending. A delivery this run recorded and has not sent yet comes back as its id, to be
+        tried again. `resend` skips none."""
         with self.transaction() as db:
             holding: dict[tuple[str, str], DeliveryRow] = {}
             if not resend:
@@ -76,10 +104,19 @@ class Deliveries(Database):
                         json.dumps(list(item.alerts)) if item.alerts else None,
                     ),
                 )
-                (row_id,) = db.execute(
-                    "SELECT id FROM deliveries WHERE run_id = ? AND channel = ? AND recipient = ?",
+                (row_id, status) = db.execute(
+                    "SELECT id, status FROM deliveries WHERE run_id = ? AND channel = ? AND recipient = ?",
                     (run_id, item.channel, item.recipient),
                 ).fetchone()
+                if not resend and (status == "sent" or (status == "filed" and item.channel in filing)):
+                    # this run recorded it before (a batch done twice): it went out, so it is held
+                    row = db.execute(
+                        f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
+                        "WHERE d.id = ?",
+                        (row_id,),
+                    ).fetchone()
+                    results.append(DeliveryRow(*row))
+                    continue
                 results.append(int(row_id))
             return results
 
@@ -101,7 +138,7 @@ class Deliveries(Database):
 
     def delivered(self, job: str, as_of: str) -> set[tuple[str, str]]:
         """(channel, recipient) of what went out for (job, as-of), from any run."""
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             rows = db.execute(
                 "SELECT d.channel, d.recipient FROM deliveries d JOIN runs r ON r.id = d.run_id "
                 f"WHERE r.job = ? AND r.as_of = ? AND d.status IN {DONE}",
@@ -112,6 +149,8 @@ class Deliveries(Database):
     def deliveries(
         self, run_ids: list[int] | None = None, statuses: tuple[str, ...] | None = None
     ) -> list[DeliveryRow]:
+        if run_ids == []:
+            return []  # `IN ()` is an error on PostgreSQL
         where, params = [], []
         if run_ids is not None:
             where.append(f"d.run_id IN ({','.join('?' * len(run_ids))})")
@@ -120,7 +159,7 @@ class Deliveries(Database):
             where.append(f"d.status IN ({','.join('?' * len(statuses))})")
             params += statuses
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             rows = db.execute(
                 f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN runs r ON r.id = d.run_id "
                 f"{clause} ORDER BY d.id",

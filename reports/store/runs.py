@@ -91,7 +91,7 @@ class Runs(Database):
 
     def unfinished(self) -> list[RunRow]:
         """Every run still marked running, oldest first."""
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             rows = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs r WHERE status = 'running' ORDER BY id"
             ).fetchall()
@@ -113,13 +113,13 @@ class Runs(Database):
 
     def last_fire(self, job: str) -> datetime | None:
         """The newest fire time of `job` that any process claimed or recorded."""
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             (value,) = db.execute("SELECT MAX(scheduled_for) FROM runs WHERE job = ?", (job,)).fetchone()
         return datetime.fromisoformat(value) if value else None
 
     def ran(self, job: str, as_of: str) -> bool:
         """Whether a run of `job` for `as_of` finished (whatever its outcome)."""
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             row = db.execute(
                 "SELECT 1 FROM runs WHERE job = ? AND as_of = ? AND status IN ('ok', 'failed') LIMIT 1",
                 (job, as_of),
@@ -127,7 +127,7 @@ class Runs(Database):
         return row is not None
 
     def run(self, run_id: int) -> RunRow:
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             return RunRow(*db.execute(f"SELECT {RUN_COLUMNS} FROM runs r WHERE id = ?", (run_id,)).fetchone())
 
     def runs(self, job: str | None = None, limit: int = 20, status: str | None = None) -> list[RunRow]:
@@ -139,7 +139,7 @@ class Runs(Database):
             where.append("status = ?")
             params.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self.transaction() as db:
+        with self.transaction(lock=False) as db:
             rows = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs r {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
             ).fetchall()

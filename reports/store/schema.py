@@ -1,4 +1,8 @@
-"""The store's tables, and the rows Herald reads back from them."""
+"""The store's tables, and the rows Herald reads back from them.
+
+Written once, in SQLite's words; a PostgreSQL store translates them (reports/store/backends.py),
+so a table added here, `id INTEGER PRIMARY KEY` and all, is made on both.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     content_hash TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     address TEXT,                    -- where it is sent (the log shows `recipient`)
-    message TEXT,                    -- the file holding the rendered message
+    message TEXT,                    -- where the rendered message is kept (Deliveries.read_message)
     alerts TEXT,                     -- JSON ids of the alerts the message told of (for Slack threads)
     UNIQUE (run_id, channel, recipient)
 );
@@ -53,7 +57,7 @@ DONE = ("sent", "filed")  # a delivery in one of these states is never sent agai
 
 @dataclass(frozen=True)
 class Planned:
-    """A delivery about to be recorded: where it goes and the file its message is kept in."""
+    """A delivery about to be recorded: where it goes and where its message is kept."""
 
     channel: str
     recipient: str

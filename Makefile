@@ -10,7 +10,7 @@ BQ_PINS := bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy
 AS_OF ?= 2026-11-22
 DEMO_DB := data/demo.duckdb
 
-.PHONY: install run test lint format docs bench demo-data clean postgres harfbuzz
+.PHONY: install run test lint format docs bench demo-data clean postgres redis harfbuzz chromium
 
 install: $(STAMP)
 
@@ -52,11 +52,21 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { echo "installing PostgreSQL for the tests"; apt-get update -q && apt-get install -y -q postgresql; }
 
-test: $(STAMP) $(BQ_STAMP) postgres harfbuzz
+redis:
+	@command -v redis-server >/dev/null || \
+	  { echo "installing Redis for the tests"; apt-get update -q && apt-get install -y -q redis-server; }
+
+# The archive's browser tests drive Debian's Chromium through Playwright (which cannot download its own).
+chromium:
+	@test -x /usr/bin/chromium || \
+	  { echo "installing Chromium for the browser tests"; apt-get update -q && apt-get install -y -q chromium; }
+
+test: $(STAMP) $(BQ_STAMP) postgres redis harfbuzz chromium
 	HERALD_BQEMULATOR=$(CURDIR)/$(BQ_VENV)/bin/bqemulator $(PY) -m pytest
 
+# Writes bench/results.md (about 15 minutes); `make bench BENCH_ARGS=--quick` is a smoke run at demo size.
 bench: $(STAMP) harfbuzz
-	$(PY) bench/render.py
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

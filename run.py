@@ -130,6 +130,16 @@ def parser(prog: str = "run.py") -> argparse.ArgumentParser:
         "--log-format", choices=["text", "json"], default="text", help="one line of text, or JSON, per event"
     )
 
+    worker = commands.add_parser(
+        "worker", parents=[common], help="render and deliver batches sent over Redis (`executor: celery`)"
+    )
+    worker.add_argument(
+        "--concurrency", type=_positive, help="processes rendering batches at once (default: one per core)"
+    )
+    worker.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="one line of text, or JSON, per event"
+    )
+
     history = commands.add_parser("history", parents=[common], help="recent runs and deliveries")
     history.add_argument("job", nargs="?", metavar="JOB", help="only this job")
     history.add_argument("--limit", type=_positive, default=20, help="runs to show (20)")
@@ -240,6 +250,10 @@ def _main(argv: list[str] | None) -> int:
             from reports.scheduler.serve import serve
 
             return serve(args.config, args.out, args.log_format, args.verbose)
+        if args.command == "worker":
+            from reports.pipeline.workers import serve_worker
+
+            return serve_worker(args.config, args.concurrency, args.log_format, args.verbose)
         if args.command == "history":
             return commands.history(args.config, args.job, args.limit, args.status, args.json)
         if args.command in ("alerts", "silence", "silences", "unsilence"):

@@ -2,6 +2,11 @@
 
 import email
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import date
 from email import policy
 from pathlib import Path
@@ -13,7 +18,8 @@ from pypdf import PdfReader
 from reports.pipeline import deliver as delivery
 from reports.pipeline.fanout import batches
 from reports.report.model import Recipient
-from tests.conftest import demo_folder, execute_job
+from reports.store import Store
+from tests.conftest import ROOT, demo_folder, execute_job
 from tests.servers import SMTP_PASSWORD, smtp_channel, smtp_server
 
 AS_OF = date(2026, 11, 22)
@@ -153,3 +159,51 @@ def test_entities_sharing_any_address_go_out_in_one_batch():
     assert [[r.key for r in batch] for batch in found] == [["p1", "p2", "p3"], ["p4"], ["p5"]]
     alone = batches([Recipient("a", "A"), Recipient("b", "B")], per_entity=False)
     assert [[r.key for r in batch] for batch in alone] == [["a"], ["b"]]
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The pool's workers: children of `pid` forked from it (the same command line)."""
+    proc = Path("/proc")
+    try:
+        children = (proc / str(pid) / "task" / str(pid) / "children").read_text().split()
+        own = (proc / str(pid) / "cmdline").read_bytes()
+        return [int(c) for c in children if (proc / c / "cmdline").read_bytes() == own]
+    except FileNotFoundError:
+        return []
+
+
+def test_a_worker_killed_mid_run_fails_the_run_in_one_line_and_a_rerun_sends_the_rest(tmp_path, demo_db):
+    """A worker killed (out of memory, by an operator) must not leave `run` waiting for ever; what
+    it held goes out on the next run, and nothing that went out goes out twice."""
+    config = configure(tmp_path / "cfg", demo_db, workers=2)
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "run.py"), "--config", str(config), "run", "project_health"]
+    command += ["--as-of", AS_OF.isoformat(), "--out", str(out), "--workers", "2"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        rendered = list(out.glob("project_health/**/*.pdf")) if out.exists() else []
+        workers = _workers_of(first.pid)
+        if len(rendered) >= 3 and workers:
+            os.kill(workers[0], signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the run ended before a worker could be killed")
+    try:
+        _, err = first.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        first.kill()
+        pytest.fail("`run` still waits for the killed worker")
+    assert first.returncode == 1 and "Traceback" not in err, err
+    assert "a worker rendering the reports died" in err and "run the job again" in err
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    store = Store(config.parent / "data" / "herald.sqlite")
+    rows = store.deliveries()
+    owners = sorted({owner for _, owner in projects(demo_db).values()})
+    filed = sorted(r.recipient for r in rows if r.status == "filed")
+    assert filed == owners  # each owner's email filed once, across both runs
+    mails = list((out / "outbox" / "project_health" / AS_OF.isoformat()).glob("*.eml"))
+    assert sorted(email.message_from_bytes(p.read_bytes())["To"] for p in mails) == owners

@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -148,6 +151,11 @@ def fan_out(
     """Each batch's result as it finishes: in this process when `workers` is 0, else in a pool."""
     total = sum(len(g) for g in groups)
     tell = _Teller(work.run.job, total, progress)
+    if work.config.executor == "celery":
+        from reports.pipeline.workers import on_workers  # Celery is loaded only when it is used
+
+        yield from on_workers(work, groups, tell, stop)
+        return
     if workers == 0 or len(groups) < 2:
         for group in groups:
             if stop is not None and stop.is_set():
@@ -190,9 +198,12 @@ _WORKER: dict = {}
 
 
 def _start_worker() -> None:
-    """In a new worker: its own templates, chart cache, store connection and channels."""
+    """In a new worker: its own templates, chart cache, store connection and channels. Ctrl-C
+    reaches the whole process group; it is the parent's to handle (it lets the batches in flight
+    finish). SIGTERM is left as it is: the pool ends its workers with it when one of them dies."""
     from reports.render.templates import environment
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     assert _WORK is not None
     config = _WORK.config
     _WORKER["env"] = environment(config.templates_dir)
@@ -216,25 +227,31 @@ def _pooled(
     import weasyprint  # noqa: F401 — loaded once here, inherited warm by every worker
 
     _WORK = work
-    context = multiprocessing.get_context("fork")
     waiting = deque(groups)
-    with context.Pool(workers, initializer=_start_worker) as pool:
-        try:
-            running: deque = deque()
-            stopped = False
-            while waiting or running:
-                while waiting and len(running) < workers * BATCHES_IN_FLIGHT:
-                    if stop is not None and stop.is_set():  # finish what is in flight, start no more
-                        stopped = True
-                        waiting.clear()
-                        break
-                    running.append(pool.apply_async(_in_worker, (waiting.popleft(),)))
-                if not running:
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), initializer=_start_worker)
+    try:
+        running: deque[Future[Batch]] = deque()
+        stopped = False
+        while waiting or running:
+            while waiting and len(running) < workers * BATCHES_IN_FLIGHT:
+                if stop is not None and stop.is_set():  # finish what is in flight, start no more
+                    stopped = True
+                    waiting.clear()
                     break
-                batch = running.popleft().get()
-                tell(batch)
-                yield batch
-            if stopped:
-                raise Interrupted
-        finally:
-            _WORK = None
+                running.append(pool.submit(_in_worker, waiting.popleft()))
+            if not running:
+                break
+            try:
+                batch = running.popleft().result()
+            except BrokenProcessPool:  # killed (out of memory?): what it held stays recorded as unsent
+                raise HeraldError(
+                    "a worker rendering the reports died before it finished",
+                    "see the system log (out of memory?); run the job again: nothing already sent is sent twice",
+                ) from None
+            tell(batch)
+            yield batch
+        if stopped:
+            raise Interrupted
+    finally:
+        _WORK = None
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -166,6 +166,23 @@ def parser(prog: str = "run.py") -> argparse.ArgumentParser:
     backfill.add_argument("--deliver", action="store_true", help="send for real (default: the outbox)")
     backfill.add_argument("--out", type=Path, default=Path("out"), help="the output folder (out)")
 
+    web = commands.add_parser(
+        "web", parents=[common], help="the archive: pages and /api/v1 (needs HERALD_WEB_SECRET)"
+    )
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    web.add_argument("--port", type=_positive, default=8080, help="port to listen on (8080)")
+    web.add_argument("--out", type=Path, default=Path("out"), help="the output folder runs write to (out)")
+    credential = web.add_mutually_exclusive_group()
+    credential.add_argument(
+        "--link", metavar="ADDRESS", help="print a personal sign-in link for ADDRESS and exit"
+    )
+    credential.add_argument("--token", metavar="ADDRESS", help="print an API token for ADDRESS and exit")
+    web.add_argument("--days", type=_positive, help="how long --link or --token lasts (config `web:`)")
+    prune = commands.add_parser(
+        "prune", parents=[common], help="delete output files older than archive.keep_days"
+    )
+    prune.add_argument("--out", type=Path, default=Path("out"), help="the output folder runs write to (out)")
+
     demo = commands.add_parser("demo-data", parents=[common], help="build the embedded demo warehouse")
     demo.add_argument("--projects", type=_positive, default=400, help="number of projects (400)")
     demo.add_argument("--days", type=_positive, default=120, help="days of history (120)")
@@ -270,6 +287,17 @@ def _main(argv: list[str] | None) -> int:
             return commands.backfill(
                 args.config, args.job, args.start, args.end, args.out, args.deliver, talk
             )
+        if args.command == "web":
+            from reports.web import commands as web_commands
+
+            if args.link or args.token:
+                kind = "link" if args.link else "token"
+                return web_commands.credential(args.config, args.link or args.token, kind, args.days)
+            return web_commands.web(args.config, args.out, args.host, args.port, args.verbose)
+        if args.command == "prune":
+            from reports.web import commands as web_commands
+
+            return web_commands.prune(args.config, args.out)
         if args.command == "demo-data":
             try:
                 return commands.demo_data(args.out, args.projects, args.days, args.seed)

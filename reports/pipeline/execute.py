@@ -36,6 +36,7 @@ from reports.report.build import recipients
 from reports.report.model import EVERYONE
 from reports.sources.pool import Sources
 from reports.store import Store, now_utc, process_id
+from reports.web.record import record_outputs
 
 log = logging.getLogger(__name__)
 DONE = ("sent", "filed", "skipped")  # a delivery in one of these states needs nothing more
@@ -133,6 +134,7 @@ def execute(
             planned, store, run_id, job, as_of.isoformat(), resend, filing(channels)
         )
         told = _fan_out(config, outcome, run_id, out, env, store, channels, dry_run, resend, progress, stop)
+        record_outputs(store, run_id, folder, outcome.rendered)  # the archive serves them by id
         if life.tracked and (planned or told):
             mark_told(store, life.findings, as_of)
             mark_escalated(store, escalated, as_of)

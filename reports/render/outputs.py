@@ -56,8 +56,15 @@ def _write(path: Path, data: bytes | str | Callable[[Path], None]) -> Path:
 
 
 def archive_link(config: HeraldConfig, path: Path) -> str:
-    """Where a reader downloads `path`: under `archive_url` when set, else its local path."""
+    """Where a reader downloads `path`: under `archive_url` when set, else its local path. With
+    HERALD_WEB_SECRET set too, a signed personal link for the report's recipient (the one its
+    folder, out/JOB/AS_OF/[RECIPIENT/], names) that signs them in to the archive and opens it."""
+    from reports.web.tokens import output_link
+
     out = path.resolve()
+    signed = output_link(config, out)
+    if signed:
+        return signed
     if config.archive_url:
         for parent in out.parents:
             if parent.name == "out":

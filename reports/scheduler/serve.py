@@ -30,6 +30,7 @@ from reports.render.templates import environment
 from reports.scheduler.timing import as_of_for, due, sleep_until
 from reports.sources.pool import Sources
 from reports.store import RunRow, Store, holder_is_dead, now_utc, process_id
+from reports.web.prune import prune_daily
 
 log = logging.getLogger("herald.serve")
 LONGEST_SLEEP = timedelta(seconds=30)  # a changed config file is noticed this late at most
@@ -85,6 +86,7 @@ class Server:
         config = self.config()
         store = Store(config.path(config.store))
         self._unfinished(config, store)
+        prune_daily(config, store, self.out, self.now())  # `archive.keep_days`: once a day
         for job, report in config.reports.items():
             schedule = report.schedule
             trigger = schedule.trigger(config.timezone)

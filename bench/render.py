@@ -1,6 +1,7 @@
-"""Rendering benchmark (`make bench`): PDF time per report, and a 1,000,000-row × 10-column
-export written by Herald's workbook writer, by openpyxl's write-only mode and by pandas' to_csv,
-side by side in one run. Each writer runs in its own process so its peak memory is its own.
+"""The export harness of `make bench` (`python -m bench`): a 1,000,000-row × 10-column frame
+written by Herald's workbook writer, by openpyxl's write-only mode and by pandas' to_csv.
+`--child WRITER` writes once and prints its figures as JSON; each writer runs in its own process
+so its peak memory is its own. Run alone, this prints the three side by side.
 """
 
 from __future__ import annotations
@@ -8,12 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,48 +88,16 @@ def measure(writer: str, rows: int) -> dict:
         return json.loads(output.stdout)
 
 
-def pdf_per_report(repeats: int) -> tuple[float, int]:
-    from reports import demo
-    from reports.config.load import load_config
-    from reports.pipeline.compute import compute_job
-    from reports.render import renderer
-    from reports.render.templates import environment
-    from reports.report.build import build_report
-    from reports.report.model import EVERYONE
-    from reports.sources.pool import Sources
-
-    with tempfile.TemporaryDirectory() as folder:
-        base = Path(folder)
-        demo.build(base / "data" / "demo.duckdb")
-        (base / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-        config = load_config(base / "config.yaml")
-        sources = Sources(config)
-        run = compute_job(config, "executive_weekly", date(2026, 11, 22), sources)
-        report = build_report(config, run, EVERYONE)
-        pdf = renderer("pdf", environment())
-        times, size = [], 0
-        for _ in range(repeats):
-            start = time.perf_counter()
-            size = len(pdf.render(report))
-            times.append(time.perf_counter() - start)
-        return statistics.median(times), size
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path)
-    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(write(args.child, args.rows, args.dir)))
         return
-    seconds, size = pdf_per_report(args.repeats)
-    print(
-        f"PDF, executive weekly report (demo warehouse): {seconds:.2f} s median of {args.repeats}, {size / 1024:.0f} KiB"
-    )
-    print(f"\nExport of {args.rows:,} rows × 10 columns, each writer in its own process")
+    print(f"Export of {args.rows:,} rows × 10 columns, each writer in its own process")
     print(f"{'writer':<38}{'seconds':>8}{'vs csv':>8}{'peak MB':>9}{'MB added while writing':>24}")
     results = {w: measure(w, args.rows) for w in ("herald", "openpyxl", "csv")}
     names = {

@@ -1,0 +1,1 @@
+"""Herald's benchmarks: `python -m bench` (`make bench`) writes bench/results.md."""

@@ -192,7 +192,7 @@ def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend:
     table = kpi.series(spans, kpi.everyone())
     values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
     # A past period the data only partly covers would plot as a false dip: leave it out.
-    covered = kpi.frame["day"].dt.date.unique()
+    covered = {stamp.date() for stamp in pd.DatetimeIndex(kpi.frame["day"].unique())}  # days, not rows
     for index, span in enumerate(spans[:-1]):
         if sum(1 for day in covered if span.start <= day <= span.end) < span.days:
             values[index] = None

@@ -90,15 +90,15 @@ def session(base: str, link: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, demo_db):
-    """Three demo jobs run with an archive: the CS alerts scoped per owner (with an HTML page per
-    owner), the executive report and the analyst workbook; then the archive serving them."""
+    """Three demo jobs run with an archive: the CS alerts scoped per owner (Slack only, so each
+    owner's page is their archived message), the executive report and the analyst workbook; then
+    the archive serving them."""
     folder = tmp_path_factory.mktemp("archive")
     port = free_port()
 
     def edit(data: dict) -> None:
         data["archive_url"] = f"http://127.0.0.1:{port}"
         data["web"] = {"operators": [OPERATOR]}
-        data["reports"]["cs_daily_alerts"]["formats"] = ["html"]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HERALD_WEB_SECRET", SECRET)
@@ -153,7 +153,7 @@ def test_each_owner_is_served_only_their_own_outputs(archive):
 def test_a_link_from_an_owners_message_signs_in_that_owner_only(archive):
     base, _, _, store = archive
     rows = Archive(store).select_outputs()
-    owner = next(r for r in rows if r.email and r.name.endswith(".html") and r.name != "email.html")
+    owner = next(r for r in rows if r.email and r.name == "email.html")
     slack = json.loads((Path(owner.path).parent / "slack.json").read_text())
     (link,) = [
         b["elements"][0]["text"].split("|")[0].lstrip("<")

@@ -153,6 +153,8 @@ def render_report(
     done.files.append(_write(target / "email.txt", done.email.text))
     for cid, png in done.email.inline.items():
         done.files.append(_write(target / f"{cid.split('@')[0]}.png", png))
+    if config.archive_url and report.link is None:  # no formats (Slack alerts): the page is the message
+        report.link = archive_link(config, target / "email.html")
     done.slack = slack_message(report)
     if "slack" in run.report.channels:
         text = json.dumps(done.slack, indent=2, ensure_ascii=False) + "\n"

@@ -99,18 +99,21 @@ def runs(request: Request) -> dict[str, Any]:
     return _reading(request).runs(where, _limit(request), _int(q.get("cursor"))).to_dict()
 
 
-def run(request: Request) -> dict[str, Any]:
-    found = _reading(request).run(request.path_params["run_id"])
+def _run_or_404(reading: Reading, request: Request) -> dict[str, Any]:
+    """The run the path names, if this reader may see it; else 404, as for no such run."""
+    found = reading.run(request.path_params["run_id"])
     if found is None:
         raise HTTPException(404)
     return found
 
 
+def run(request: Request) -> dict[str, Any]:
+    return _run_or_404(_reading(request), request)
+
+
 def run_outputs(request: Request) -> dict[str, Any]:
     reading = _reading(request)
-    found = reading.run(request.path_params["run_id"])
-    if found is None:
-        raise HTTPException(404)
+    found = _run_or_404(reading, request)
     return _paged(request, [_output(request, o, found) for o in reading.outputs(found["id"])])
 
 
@@ -124,10 +127,7 @@ def _output(request: Request, output: Any, run: dict[str, Any] | None) -> dict[s
 
 def run_findings(request: Request) -> dict[str, Any]:
     reading = _reading(request)
-    found = reading.run(request.path_params["run_id"])
-    if found is None:
-        raise HTTPException(404)
-    return _paged(request, reading.findings(found["id"]))
+    return _paged(request, reading.findings(_run_or_404(reading, request)["id"]))
 
 
 def output(request: Request) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import pytest
 
 from reports.config.models import KpiConfig, RuleConfig
 from reports.errors import KpiError
-from reports.kpis.frames import load_kpi
+from reports.kpis.frames import combine_entities, load_kpi
 from reports.kpis.periods import Clock, Period
+from reports.kpis.rows import entity_ids
 from reports.rules.evaluate import evaluate_rule
 from reports.sources.duckdb import DuckDBConfig, DuckDBSource
 from tests.conftest import kpi_data
@@ -205,3 +206,29 @@ def test_a_last_kpi_totals_each_entitys_own_latest_value():
     assert data.total(period) == 17
     owners = pd.Series({"a": "Ann", "b": "Bo"}, name="owner")
     assert data.rollup(owners, period).to_dict() == {"Ann": 12.0, "Bo": 5.0}
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "max", "last", "ratio"])
+def test_one_entitys_rows_combine_as_the_grouped_path_does(how):
+    """A per-entity report combines one entity's rows without grouping; the figures must be those
+    the grouping gives when another entity, in another group, is beside it."""
+    days = [date(2026, 11, d) for d in (3, 1, 2, 5)]  # out of order, with gaps and missing values
+    values = [4.0, None, 2.5, 0.0]
+    measure = (lambda v: (v, 10.0)) if how == "ratio" else (lambda v: (v,))
+    rows = [("p1", d, *measure(v)) for d, v in zip(days, values, strict=True)]
+    other = [("p2", d, *measure(7.0)) for d in days[:2]]
+    aggregate = "ratio" if how == "ratio" else how
+    both, alone = kpi_data(rows + other, aggregate), kpi_data(rows, aggregate)
+    for data in (both, alone):
+        data.frame["entity"] = entity_ids(["p1", "p2"], data.frame["entity"])
+    groups = pd.Series({"p1": "north", "p2": "south"}, name="region")
+    grouped = combine_entities(both.frame, groups, how)
+    expected = grouped[grouped["entity"] == "north"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(combine_entities(alone.frame, groups, how), expected)
+    assert combine_entities(alone.frame, pd.Series({"p2": "south"}), how).empty  # in no group
+    week = Period(date(2026, 11, 1), date(2026, 11, 7))
+    assert alone.total(week) == pytest.approx(both.rollup(groups, week)["north"], nan_ok=True)
+    pd.testing.assert_frame_equal(
+        alone.series([week], alone.everyone()),
+        both.series([week], groups).loc[["north"]].rename({"north": "all"}),
+    )

@@ -11,6 +11,7 @@ comparisons, series, counts) is indexed by the plain string ids. Hourly rows bec
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -95,11 +96,52 @@ def compare(current: pd.Series, reference: pd.Series) -> pd.DataFrame:
 
 def combine_entities(frame: pd.DataFrame, groups: pd.Series, how: str) -> pd.DataFrame:
     """Add entities together day by day within each group (plan, region, owner, or all)."""
+    alone = _one_entity(frame["entity"])
+    if alone is not None:  # a per-entity report's frame: its rows are its group's, as they are
+        return _as_group(frame, groups.get(alone))
     keyed = frame.assign(group=_group_of(frame["entity"], groups)).dropna(subset=["group"])
     measures = [c for c in MEASURES if c in keyed]
     folded = keyed.groupby(["group", "day"], sort=True, observed=True)[measures]
     combined = folded.max() if how == "max" else folded.sum(min_count=1)
     return _plain(combined).reset_index().rename(columns={"group": "entity"})
+
+
+def _one_entity(entity: pd.Series) -> str | None:
+    """The entity every row is of, when there is one (each has one row a day: see rows.py)."""
+    if not len(entity):
+        return None
+    if isinstance(entity.dtype, pd.CategoricalDtype):
+        codes = entity.cat.codes.to_numpy()
+        return entity.cat.categories[codes[0]] if codes[0] >= 0 and (codes == codes[0]).all() else None
+    first = entity.iloc[0]
+    return first if isinstance(first, str) and (entity == first).all() else None
+
+
+def _as_group(frame: pd.DataFrame, group: Any) -> pd.DataFrame:
+    """One entity's daily rows as its group's (`combine_entities` without grouping)."""
+    days = frame["day"].to_numpy()
+    if group is None or pd.isna(group):
+        chosen = np.arange(0)
+    elif frame["day"].is_monotonic_increasing:
+        chosen = np.arange(len(days))
+    else:
+        chosen = np.argsort(days, kind="stable")
+    columns = {"entity": np.full(len(chosen), group, dtype=object), "day": days[chosen]}
+    for measure in (c for c in MEASURES if c in frame):
+        columns[measure] = frame[measure].to_numpy(dtype=float)[chosen]
+    return pd.DataFrame(columns)
+
+
+@functools.lru_cache(maxsize=64)
+def _buckets(periods: tuple[Period, ...]) -> pd.Series:
+    """Each day of `periods` → the index of its period, for `series` (the same few sets of
+    periods come back for every KPI and every report of a run)."""
+    days, index = [], []
+    for position, period in enumerate(periods):
+        days += [_ts(period.start + timedelta(days=offset)) for offset in range(period.days)]
+        index += [position] * period.days
+    found = pd.Series(index, index=pd.DatetimeIndex(days), dtype=float)
+    return found[~found.index.duplicated(keep="last")]  # overlapping periods: the later one, as before
 
 
 def _group_of(entity: pd.Series, groups: pd.Series) -> Any:
@@ -167,11 +209,7 @@ class KpiData:
     def series(self, periods: list[Period], groups: pd.Series | None = None) -> pd.DataFrame:
         """A value per entity (or group) and period: one row per entity, one column per period."""
         frame = self.frame if groups is None else combine_entities(self.frame, groups, self.how)
-        bucket = {}
-        for index, period in enumerate(periods):
-            for offset in range(period.days):
-                bucket[_ts(period.start + timedelta(days=offset))] = index
-        keyed = frame.assign(period=frame["day"].map(bucket)).dropna(subset=["period"])
+        keyed = frame.assign(period=frame["day"].map(_buckets(tuple(periods)))).dropna(subset=["period"])
         keyed["period"] = keyed["period"].astype(int)
         table = aggregate(keyed, ["entity", "period"], self.how).unstack("period")
         return _plain(table.reindex(columns=range(len(periods))))

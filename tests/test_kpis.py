@@ -232,3 +232,32 @@ def test_one_entitys_rows_combine_as_the_grouped_path_does(how):
         alone.series([week], alone.everyone()),
         both.series([week], groups).loc[["north"]].rename({"north": "all"}),
     )
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "max", "last", "ratio"])
+def test_a_total_is_the_rollup_of_everyone(how):
+    """`total` folds every row at once where that equals adding up each day first."""
+    measure = (lambda v: (v, None if v is None else 4.0)) if how == "ratio" else (lambda v: (v,))
+    rows = [
+        (entity, date(2026, 11, day), *measure(value))
+        for entity, day, value in [
+            ("a", 1, 3.0),
+            ("b", 1, None),
+            ("c", 1, 7.5),
+            ("a", 2, None),
+            ("b", 2, None),
+            ("a", 3, 0.0),
+            ("c", 3, 2.0),
+            ("b", 4, 5.0),
+        ]
+    ]
+    data = kpi_data(rows, how)
+    data.frame["entity"] = entity_ids(["a", "b", "c"], data.frame["entity"])
+    for period in (
+        Period(date(2026, 11, 1), date(2026, 11, 4)),
+        Period(date(2026, 11, 2), date(2026, 11, 2)),
+        Period(date(2026, 12, 1), date(2026, 12, 2)),
+    ):
+        rolled = data.rollup(data.everyone(), period)
+        expected = float(rolled.iloc[0]) if len(rolled) else float("nan")
+        assert data.total(period) == pytest.approx(expected, nan_ok=True), (how, period)

@@ -60,6 +60,15 @@ def aggregate(frame: pd.DataFrame, keys: list[str], how: str) -> pd.Series:
     return _plain(result.astype(float))
 
 
+def _fold(rows: pd.DataFrame, how: str) -> float:
+    """Every row into one value, as `aggregate` folds a group (sum, max or a pooled ratio)."""
+    if how == "ratio":
+        numerator = rows["numerator"].sum(min_count=1)
+        denominator = rows["denominator"].sum(min_count=1)
+        return float(numerator / denominator) if denominator != 0 else float("nan")
+    return float(rows["value"].sum(min_count=1) if how == "sum" else rows["value"].max())
+
+
 def _plain(result: Any) -> Any:
     """`result` indexed by plain values (string ids) where grouping left a categorical index."""
     index = result.index
@@ -191,6 +200,8 @@ class KpiData:
 
     def total(self, period: Period) -> float:
         """All entities together over `period`."""
+        if self.how in ("sum", "max", "ratio"):  # adding up each day first changes nothing
+            return _fold(self._within(period), self.how)
         result = self.rollup(self.everyone(), period)
         return float(result.iloc[0]) if len(result) else float("nan")
 

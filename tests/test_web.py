@@ -172,7 +172,8 @@ def test_a_link_from_an_owners_message_signs_in_that_owner_only(archive):
     findings = fetch(base, f"/api/v1/runs/{owner.run_id}/findings", headers=cookie).json()["items"]
     mine = set(owner.entity_ids or [])
     assert findings and all(f["entity"] in mine for f in findings)
-    assert {d["recipient"].lstrip("@") for d in runs[0]["deliveries"]} <= {owner.slack.lstrip("@")}
+    # the Slack message sent to them, and no one else's
+    assert [d["recipient"] for d in runs[0]["deliveries"]] == [owner.slack]
 
 
 def test_the_analyst_sees_their_job_and_nothing_else(archive):

@@ -39,6 +39,7 @@ class Viewer:
     addresses: frozenset[str] = frozenset()
     jobs: frozenset[str] = frozenset()  # jobs whose everyone's report they get
     folders: frozenset[tuple[str, str]] = frozenset()  # (job, folder) of scoped reports for them
+    handles: frozenset[str] = frozenset()  # their Slack handles, as runs recorded them: deliveries only
     claims: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -96,7 +97,7 @@ class Viewer:
         if self.operator:
             return True
         said = {recipient.lower(), (address or "").lower()}
-        return bool(said & self.addresses) or recipient.lower() in self.group_routes(job)
+        return bool(said & (self.addresses | self.handles)) or recipient.lower() in self.group_routes(job)
 
     def group_routes(self, job: str) -> frozenset[str]:
         return frozenset(self.claims.get("routes", {}).get(job, ()))

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -41,12 +42,27 @@ def current(request: Request) -> Viewer | None:
             return None
         viewer = viewer_for(config, claims["sub"])
         request.state.bearer = True
-        return viewer
+        return _with_handles(herald, viewer)
     claims = tokens.verify(key, "session", request.cookies.get(COOKIE))
     if claims is None or not isinstance(claims.get("sub"), str):
         return None
     request.state.session = claims
-    return viewer_for(config, claims["sub"])
+    return _with_handles(herald, viewer_for(config, claims["sub"]))
+
+
+def _with_handles(herald: Herald, viewer: Viewer) -> Viewer:
+    """A CS owner known by email also sees the Slack messages sent to them: their handle is the
+    one runs recorded beside the reports made for that email. It shows deliveries, never files."""
+    if viewer.operator or not viewer.addresses:
+        return viewer
+    marks = ",".join("?" * len(viewer.addresses))
+    with herald.store.transaction(lock=False) as db:
+        rows = db.execute(
+            f"SELECT DISTINCT slack FROM outputs WHERE lower(email) IN ({marks}) AND slack IS NOT NULL",
+            sorted(viewer.addresses),
+        ).fetchall()
+    handles = frozenset(str(slack).lower() for (slack,) in rows) - viewer.addresses
+    return replace(viewer, handles=handles) if handles else viewer
 
 
 def by_bearer(request: Request) -> bool:

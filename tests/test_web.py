@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import uvicorn
+from openapi_spec_validator import validate as validate_openapi
 
 from reports.config.load import load_config
 from reports.store import Store, now_utc
@@ -382,6 +383,7 @@ def test_the_openapi_document_describes_every_answer(archive):
     base, _, _, store = archive
     doc = fetch(base, "/api/v1/openapi.json").json()
     jsonschema.validate(doc, OPENAPI_SHAPE)
+    validate_openapi(doc)  # against the OpenAPI 3.1 specification's own schema
     for schema in doc["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
     app = make_app(archive[1], archive[2], SECRET)

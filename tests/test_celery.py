@@ -24,7 +24,7 @@ from reports.report.model import Recipient
 from reports.store import Store
 from tests.brokers import Worker, redis_server
 from tests.conftest import demo_folder, execute_job, job_run
-from tests.servers import SMTP_PASSWORD, SMTP_USER, smtp_server
+from tests.servers import SMTP_PASSWORD, smtp_channel, smtp_server
 from tests.warehouses import postgres_server
 
 AS_OF = date(2026, 11, 22)
@@ -94,17 +94,7 @@ def configure(
             data["store"] = store
         if smtp is not None:
             port, cert = smtp
-            data["channels"] = {
-                "email": {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "username": SMTP_USER,
-                    "password": "${SMTP_PASSWORD}",
-                    "from": "herald@example.com",
-                    "ca_file": str(cert),
-                    "timeout": 10,
-                }
-            }
+            data["channels"] = {"email": {**smtp_channel(port, cert), "timeout": 10}}
 
     return demo_folder(folder, demo_db, edit)
 

@@ -86,6 +86,7 @@ def test_each_project_gets_its_own_report_and_each_owner_one_email(tmp_path, dem
     assert sorted(to for (to,), _ in box.messages) == owners  # one email per owner, not per project
     for (to,), raw in box.messages:
         mail = email.message_from_bytes(raw, policy=policy.default)
+        assert mail["Subject"] == "Project health — November 2026"  # the job's subject template
         theirs = sorted(name for name, owner in known.values() if owner == to)
         attached = sorted(p.get_filename() for p in mail.iter_attachments())
         assert len(attached) == len(theirs)  # few enough: each project's PDF attached

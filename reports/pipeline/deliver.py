@@ -30,7 +30,7 @@ from reports.render.outputs import Rendered, archive_link
 from reports.render.slack import escape as slack_escape
 from reports.render.slack import slack_message
 from reports.render.templates import TemplateError
-from reports.report.model import EVERYONE
+from reports.report.model import EVERYONE, Report
 from reports.store import Planned, Store
 
 log = logging.getLogger(__name__)
@@ -110,18 +110,8 @@ def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = N
         env, rendered.report, [p.name for p, _ in rendered.attached], links=rendered.links
     )
     slack = rendered.slack or slack_message(rendered.report)
-    if subject is not None:  # a subject line is plain text: nothing in it is HTML-escaped
-        try:
-            template = env.overlay(autoescape=False).from_string(subject)
-            subject = template.render(report=rendered.report, period=rendered.report.period).strip()
-        except jinja2.TemplateError as exc:
-            raise TemplateError(
-                f"the email subject {subject!r} cannot be rendered: {exc}",
-                "a subject may use {{ report.title }}, {{ period.start }} and the report's other fields",
-            ) from None
-        subject = " ".join(subject.split())  # one line: a newline in a header would start another
     return Message(
-        subject or body.subject,
+        subject_line(rendered.report, env, subject) if subject is not None else body.subject,
         body.text,
         body.html,
         body.inline,
@@ -129,6 +119,20 @@ def compose(rendered: Rendered, env: jinja2.Environment, subject: str | None = N
         blocks=slack.get("blocks"),
         summary=slack.get("text"),
     )
+
+
+def subject_line(report: Report, env: jinja2.Environment, subject: str) -> str:
+    """A `deliver:` entry's subject template rendered for `report`: plain text (nothing in it is
+    HTML-escaped), on one line (a newline in a header would start another)."""
+    try:
+        template = env.overlay(autoescape=False).from_string(subject)
+        line = template.render(report=report, period=report.period)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(
+            f"the email subject {subject!r} cannot be rendered: {exc}",
+            "a subject may use {{ report.title }}, {{ period.start }} and the report's other fields",
+        ) from None
+    return " ".join(line.split())
 
 
 def plan(config: HeraldConfig, results: list[Rendered], env: jinja2.Environment) -> list[Delivery]:
@@ -196,8 +200,8 @@ def compose_bundle(
         else:
             link = rendered.links.get(name) or (archive_link(config, main) if main else None)
             items.append(Bundled(rendered.report, name, link))
-    if subject is not None:
-        subject = compose(group[0], env, subject).subject
+    if subject is not None:  # the subject alone: composing the first report's message draws its charts
+        subject = subject_line(group[0].report, env, subject)
     job = config.reports[group[0].report.job]
     body = email_bundle(env, job.title or group[0].report.job, items, subject)
     lines = [

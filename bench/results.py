@@ -72,7 +72,10 @@ def at_least(value: float, goal: float, unit: str = "") -> tuple[bool | None, st
         return None, ""
     if value >= goal:
         return True, ""
-    return False, f"{value / goal:.0%} of the target, short by {_num(goal - value)}{unit}"
+    share, short = f"{value / goal:.0%}", _num(goal - value)
+    if share == "100%" or not short.strip("0."):  # a near miss: never "100%, short by 0.00"
+        share, short = f"{value / goal:.1%}", f"{goal - value:.3f}"
+    return False, f"{share} of the target, short by {short}{unit}"
 
 
 def at_most(value: float, goal: float, unit: str = "") -> tuple[bool | None, str]:
@@ -245,8 +248,10 @@ def _pdf_section(m: Measured) -> list[str]:
         f"`run.py run {PER_PROJECT} --as-of 2026-11-22 --out DIR --dry-run --workers N -q` in a folder "
         f"holding a copy of config.yaml beside the {pdfs.total:,}-project warehouse, timed from start to "
         f"exit, a fresh store and out dir each run. Each timed run covers the first "
-        f"**N = {pdfs.projects} projects** (the config's entity query narrowed with `ORDER BY entity "
-        f"LIMIT N`); every KPI is still queried, and every rule evaluated, for all {pdfs.total:,}. "
+        f"**N = {pdfs.projects} projects** (the config's entity query narrowed with `ORDER BY "
+        f"owner_email, entity LIMIT N`: whole owners' projects, so each owner's one email weighs on a "
+        f"report as in a full run); every KPI is still queried, and every rule evaluated, for all "
+        f"{pdfs.total:,}. "
         f"The fixed cost is the same command for one project. Rates count per-project PDFs only; "
         f"each run also writes the portfolio's PDF.",
         "",

@@ -37,6 +37,7 @@ def test_quick_run_writes_and_prints_the_results_table(tmp_path: Path):
 
 def test_a_missed_target_says_by_how_much():
     assert at_least(190, 800, " a minute") == (False, "24% of the target, short by 610 a minute")
+    assert at_least(1.797, 1.8, "×") == (False, "99.8% of the target, short by 0.003×")  # a near miss
     assert at_most(8.2, 5, " s") == (False, "over by 3.20 s, 1.6× the target")
     assert at_least(900, 800) == (True, "")
     assert at_most(0.3, 0.5) == (True, "")

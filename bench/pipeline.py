@@ -3,7 +3,7 @@ warehouse, each run in a fresh folder (its own store and out dir), timed from st
 
 The warehouse is built once per size by `run.py demo-data` into `bench/.data/` and reused while
 the demo generator's code is unchanged. Per-project runs are sized by narrowing the config's
-entity query to the first N projects, owner by owner; every KPI is still queried for all of them.
+entity query to the first N projects; every KPI is still queried for all of them.
 """
 
 from __future__ import annotations
@@ -63,16 +63,12 @@ def folder(parent: Path, db: Path, edit: Callable[[dict], None] | None = None) -
 
 
 def first_projects(count: int | None, formats: list[str] | None = None) -> Callable[[dict], None]:
-    """A config edit: the per-project job covers the first `count` projects (all when None),
-    taken owner by owner, so a sample has as many projects an owner (and as few owners' messages
-    a project) as a run of every project; the first `count` ids would reach most owners."""
+    """A config edit: the per-project job covers the first `count` projects (all when None)."""
 
     def edit(config: dict) -> None:
         if count is not None:
             entity = config["entities"]["project"]
-            entity["sql"] = (
-                f"SELECT * FROM ({entity['sql'].strip()}) AS e ORDER BY owner_email, entity LIMIT {count}"
-            )
+            entity["sql"] = f"SELECT * FROM ({entity['sql'].strip()}) AS e ORDER BY entity LIMIT {count}"
         if formats:
             config["reports"][PER_PROJECT]["formats"] = formats
 

@@ -248,10 +248,11 @@ def _pdf_section(m: Measured) -> list[str]:
         f"`run.py run {PER_PROJECT} --as-of 2026-11-22 --out DIR --dry-run --workers N -q` in a folder "
         f"holding a copy of config.yaml beside the {pdfs.total:,}-project warehouse, timed from start to "
         f"exit, a fresh store and out dir each run. Each timed run covers the first "
-        f"**N = {pdfs.projects} projects** (the config's entity query narrowed with `ORDER BY "
-        f"owner_email, entity LIMIT N`: whole owners' projects, so each owner's one email weighs on a "
-        f"report as in a full run); every KPI is still queried, and every rule evaluated, for all "
-        f"{pdfs.total:,}. "
+        f"**N = {pdfs.projects} projects** (the config's entity query narrowed with `ORDER BY entity "
+        f"LIMIT N`); every KPI is still queried, and every rule evaluated, for all {pdfs.total:,}. "
+        f"The first N ids belong to many owners, each of whom gets one email, so per-owner work "
+        f"weighs a little more on a sampled report than in a run of every project; a sample of whole "
+        f"owners would be worse, as its few large batches could not keep two workers busy. "
         f"The fixed cost is the same command for one project. Rates count per-project PDFs only; "
         f"each run also writes the portfolio's PDF.",
         "",

@@ -84,11 +84,13 @@ def batches(recipients: list[Recipient], per_entity: bool) -> list[list[Recipien
             found.append([])
             joined = [len(found) - 1]
         into = joined[0]
+        moved = [recipient]
         for other in joined[1:]:  # this entity links two owners' batches: they become one
+            moved += found[other]
             found[into] += found[other]
             found[other] = []
         found[into].append(recipient)
-        for member in found[into]:
+        for member in moved:  # only addresses new to the batch: linear in the recipients
             for channel in ("email", "slack"):
                 if address := member.contact(channel):
                     batch_of[f"{channel}:{address}"] = into

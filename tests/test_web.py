@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
@@ -548,3 +549,14 @@ def test_the_archives_queries_run_on_a_postgresql_store(tmp_path):
         assert [r.action for r in archive.audit_log()] == ["download"]
         assert all(o.pruned for o in archive.select_outputs())
         assert archive.last("download") is not None
+
+
+def test_a_jobs_next_run_is_shown_in_its_schedules_time_zone(archive):
+    """`0 8 * * MON` in Europe/London reads 08:00 there, GMT or BST, never the UTC hour."""
+    base = archive[0]
+    jobs = {j["job"]: j for j in fetch(base, "/api/v1/jobs", headers=bearer(OPERATOR)).json()["items"]}
+    weekly = jobs["executive_weekly"]
+    local = datetime.fromisoformat(weekly["next_run"]).astimezone(ZoneInfo(weekly["timezone"]))
+    assert (local.hour, local.minute, local.weekday()) == (8, 0, 0)
+    page = fetch(base, "/jobs", headers=bearer(OPERATOR)).body.decode()
+    assert f"{local:%d %b %Y} 08:00 {local.tzname()}".lstrip("0") in page

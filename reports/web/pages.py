@@ -9,6 +9,7 @@ from datetime import date, datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +35,8 @@ _ENV = jinja2.Environment(
 )
 
 
-def _when(value: str | None, pattern: str = "%d %b %Y %H:%M") -> str:
+def _when(value: str | None, pattern: str = "%d %b %Y %H:%M", zone: str | None = None) -> str:
+    """A stored moment for a reader: in UTC, or in `zone` (a job's schedule is read in its own)."""
     if not value:
         return "—"
     try:
@@ -43,6 +45,9 @@ def _when(value: str | None, pattern: str = "%d %b %Y %H:%M") -> str:
         return value
     if len(value) == 10:
         pattern = "%d %b %Y"
+    if zone and moment.tzinfo and len(value) > 10:
+        local = moment.astimezone(ZoneInfo(zone))
+        return f"{local.strftime(pattern).lstrip('0')} {local.tzname()}"
     text = moment.strftime(pattern).lstrip("0")
     return text + (" UTC" if moment.tzinfo and len(value) > 10 else "")
 

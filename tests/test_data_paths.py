@@ -28,14 +28,7 @@ from reports.sources.duckdb import DuckDBConfig
 from reports.sources.hours import utc_offsets
 from reports.sources.sql import SqlConfig
 from tests.conftest import demo_folder, job_run
-from tests.warehouses import (
-    DATASET,
-    PROJECT,
-    bigquery_emulator,
-    load_bigquery,
-    load_postgres,
-    postgres_server,
-)
+from tests.warehouses import DATASET, PROJECT, bigquery_holding, postgres_holding
 
 LONDON = ZoneInfo("Europe/London")
 HOURLY = (
@@ -145,8 +138,7 @@ ODD_WINDOW = Period(date(2026, 10, 23), date(2026, 10, 27))
 
 @pytest.fixture(scope="module")
 def bigquery_url(hours_demo, tmp_path_factory):
-    with bigquery_emulator(tmp_path_factory.mktemp("bq") / "emulator.log") as url:
-        load_bigquery(url, hours_demo)
+    with bigquery_holding(hours_demo, tmp_path_factory.mktemp("bq") / "emulator.log") as url:
         yield url
 
 
@@ -154,8 +146,7 @@ def bigquery_url(hours_demo, tmp_path_factory):
 def postgres_url(hours_demo):
     from sqlalchemy import create_engine, text
 
-    with postgres_server() as url:
-        load_postgres(url, hours_demo)
+    with postgres_holding(hours_demo) as url:
         engine = create_engine(url)
         with duckdb.connect(str(hours_demo), read_only=True) as con:
             odd = con.execute("SELECT * FROM odd_hours").df()

@@ -14,14 +14,7 @@ from reports.report.build import build_report
 from reports.report.model import EVERYONE
 from reports.sources.bigquery import BigQueryConfig, BigQuerySource
 from tests.conftest import NOW, demo_folder, job_run
-from tests.warehouses import (
-    DATASET,
-    PROJECT,
-    bigquery_emulator,
-    load_bigquery,
-    load_postgres,
-    postgres_server,
-)
+from tests.warehouses import DATASET, PROJECT, bigquery_holding, postgres_holding
 
 DAYS = [date(2026, 11, 22), date(2026, 11, 8)]
 
@@ -35,15 +28,13 @@ def small_demo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bigquery_url(small_demo, tmp_path_factory):
-    with bigquery_emulator(tmp_path_factory.mktemp("bq") / "emulator.log") as url:
-        load_bigquery(url, small_demo)
+    with bigquery_holding(small_demo, tmp_path_factory.mktemp("bq") / "emulator.log") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def postgres_url(small_demo):
-    with postgres_server() as url:
-        load_postgres(url, small_demo)
+    with postgres_holding(small_demo) as url:
         yield url
 
 

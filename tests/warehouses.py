@@ -166,3 +166,19 @@ def load_postgres(url: str, duckdb_path: Path) -> None:
                     frame[column] = frame[column].dt.date  # DATE columns, as in the other warehouses
             frame.to_sql(name, connection, index=False, if_exists="replace", chunksize=10_000, method="multi")
     engine.dispose()
+
+
+@contextmanager
+def bigquery_holding(duckdb_path: Path, log: Path) -> Iterator[str]:
+    """The BigQuery emulator, started and loaded with a copy of the DuckDB warehouse."""
+    with bigquery_emulator(log) as url:
+        load_bigquery(url, duckdb_path)
+        yield url
+
+
+@contextmanager
+def postgres_holding(duckdb_path: Path) -> Iterator[str]:
+    """A PostgreSQL server, started and loaded with a copy of the DuckDB warehouse."""
+    with postgres_server() as url:
+        load_postgres(url, duckdb_path)
+        yield url

@@ -231,6 +231,32 @@ def test_infinite_nan_and_missing_values_fold_as_in_pandas(request, monkeypatch,
         source.close()
 
 
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgresql"])
+def test_two_rows_inside_one_hour_are_not_taken_for_a_doubled_hour(request, monkeypatch, hours_demo, warehouse):
+    """Rows at 10:00 and 10:30 share the hour the fold's check for doubled rows looks at: the
+    warehouse hands them to pandas, which folds them, rather than calling them doubled."""
+    source = open_warehouse(request, warehouse, hours_demo)
+    config = KpiConfig(
+        label="Half hours",
+        source="demo",
+        grain="hour",
+        sql="SELECT project_id AS entity, CASE WHEN source = 'direct' THEN hour_utc"
+        " ELSE hour_utc + INTERVAL '30 minutes' END AS hour, SUM(pageviews) AS value"
+        " FROM hourly_traffic WHERE hour_utc BETWEEN @start AND @end"
+        " GROUP BY 1, 2",
+    )
+    try:
+        window = Period(date(2026, 11, 16), date(2026, 11, 18))
+        folded, in_pandas, queries = both_ways(monkeypatch, source, "half", config, window, "Europe/London")
+        assert queries == 2  # the folded query saw two rows in an hour; the plain rows were folded
+        assert_same(folded, in_pandas)
+        whole = kpi()
+        both, _, _ = both_ways(monkeypatch, source, "whole", whole, window, "Europe/London")
+        assert folded.frame["value"].sum() == both.frame["value"].sum()
+    finally:
+        source.close()
+
+
 def test_the_25_hour_day_counts_25_hours(monkeypatch, hours_demo):
     """25 October 2026 in London runs from 00:00 BST (23:00 UTC the day before) to 00:00 GMT."""
     source = open_warehouse(None, "duckdb", hours_demo)

@@ -32,6 +32,7 @@ HOUR_SQL = HourSql(
     divide="({a}) // {b}",
     finite="isfinite(CAST({x} AS DOUBLE))",
     infinite="isinf(CAST({x} AS DOUBLE))",
+    bit="(CAST(1 AS BIGINT) << ({k}))",
 )
 
 

@@ -30,6 +30,7 @@ HOUR_SQL = {
         divide="({a}) / {b}",
         finite="CAST({x} AS DOUBLE PRECISION) NOT IN ('Infinity', '-Infinity', 'NaN')",
         infinite="CAST({x} AS DOUBLE PRECISION) IN ('Infinity', '-Infinity')",
+        bit="(CAST(1 AS BIGINT) << CAST({k} AS INTEGER))",
     )
 }
 

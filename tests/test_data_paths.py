@@ -20,7 +20,7 @@ from reports.config.models import KpiConfig
 from reports.errors import KpiError
 from reports.kpis.frames import KpiData, load_kpi
 from reports.kpis.periods import Clock, Period
-from reports.kpis.rows import entity_ids
+from reports.kpis.rows import _doubled, entity_ids, finite
 from reports.render.xlsx import Styles, _RowWriter, write_table
 from reports.sources import Source, open_source
 from reports.sources.bigquery import BigQueryConfig
@@ -232,7 +232,9 @@ def test_infinite_nan_and_missing_values_fold_as_in_pandas(request, monkeypatch,
 
 
 @pytest.mark.parametrize("warehouse", ["duckdb", "postgresql"])
-def test_two_rows_inside_one_hour_are_not_taken_for_a_doubled_hour(request, monkeypatch, hours_demo, warehouse):
+def test_two_rows_inside_one_hour_are_not_taken_for_a_doubled_hour(
+    request, monkeypatch, hours_demo, warehouse
+):
     """Rows at 10:00 and 10:30 share the hour the fold's check for doubled rows looks at: the
     warehouse hands them to pandas, which folds them, rather than calling them doubled."""
     source = open_warehouse(request, warehouse, hours_demo)
@@ -324,6 +326,40 @@ def test_entity_ids_are_one_categorical_set_shared_by_every_kpi():
     ids = entity_ids(["p2", "p1"], pd.Series([1, "p3", "1", "p1"], dtype=object))
     assert list(ids.categories) == ["1", "p1", "p2", "p3"]
     assert list(ids.astype(str)) == ["1", "p3", "1", "p1"]
+
+
+def test_a_missing_id_stays_missing_beside_known_ones():
+    ids = entity_ids(["p1"], pd.Series(["p2", None, "p1"], dtype=object))
+    assert list(ids.codes) == [1, -1, 0]
+
+
+@pytest.mark.parametrize(
+    "moments",
+    [
+        pd.to_datetime(["2026-03-01", "2026-03-02", "2026-03-01", "2026-03-03"] * 2),  # whole days
+        pd.to_datetime(["2026-03-01 10:00", "2026-03-01 11:00", "2026-03-01 10:00", "2026-03-02 00:00"] * 2),
+        pd.to_datetime(["2026-03-01 10:30", "2026-03-01 10:00", "2026-03-01 10:30", "2026-03-01 00:00"] * 2),
+        pd.to_datetime(
+            ["2026-03-01 10:00", "2026-03-01 11:00", "2026-03-01 10:00", "2026-03-02 00:00"] * 2, utc=True
+        ),
+        pd.to_datetime(["2026-03-01", None, None, "2026-03-01"] * 2),
+        pd.to_datetime(["1969-12-31 23:00", "2100-01-01 00:00", "1969-12-31 23:00", "2026-03-01 00:00"] * 2),
+    ],
+)
+def test_doubled_rows_are_found_as_pandas_finds_them(moments):
+    entity = pd.Series(pd.Categorical(list("aabbbbaa"), categories=["a", "b", "c"]))
+    moment = pd.Series(moments)
+    expected = pd.DataFrame({"entity": entity, "moment": moment}).duplicated(keep=False).to_numpy()
+    assert expected.any()
+    assert list(_doubled(entity, moment)) == list(expected)
+
+
+def test_infinities_become_missing_and_are_counted():
+    frame = pd.DataFrame({"value": [1.0, math.inf, -math.inf, math.nan], "numerator": [1, 2, 3, 4]})
+    kept, count = finite(frame)
+    assert count == 2
+    assert kept["value"].isna().tolist() == [False, True, True, True]
+    assert kept["numerator"].tolist() == [1, 2, 3, 4]
 
 
 def test_a_run_keeps_ids_as_categoricals_and_shows_plain_strings(demo_db, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from reports.config.models import KpiConfig, RuleConfig
 from reports.errors import KpiError
-from reports.kpis.frames import combine_entities, load_kpi
+from reports.kpis.frames import aggregate, combine_entities, load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.kpis.rows import entity_ids
 from reports.rules.evaluate import evaluate_rule
@@ -261,3 +261,31 @@ def test_a_total_is_the_rollup_of_everyone(how):
         rolled = data.rollup(data.everyone(), period)
         expected = float(rolled.iloc[0]) if len(rolled) else float("nan")
         assert data.total(period) == pytest.approx(expected, nan_ok=True), (how, period)
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "max", "ratio"])
+def test_a_rollup_is_each_groups_entities_added_up_day_by_day(how):
+    """A sum or ratio rollup folds every row of a group at once; the same as adding up each day first."""
+    measure = (lambda v: (v, None if v is None else 4.0)) if how == "ratio" else (lambda v: (v,))
+    rows = [
+        (entity, date(2026, 11, day), *measure(value))
+        for entity, day, value in [
+            ("a", 1, 3.0), ("b", 1, None), ("c", 1, 7.5), ("a", 2, None), ("b", 2, None),
+            ("a", 3, 0.0), ("c", 3, 2.0), ("b", 4, 5.0), ("d", 4, 1.0),
+        ]
+    ]  # fmt: skip
+    data = kpi_data(rows, how)
+    data.frame["entity"] = entity_ids(["a", "b", "c", "d"], data.frame["entity"])
+    groups = pd.Series({"a": "north", "b": "south", "c": "north"}, name="region")  # d is in none
+    for period in (
+        Period(date(2026, 11, 1), date(2026, 11, 4)),
+        Period(date(2026, 11, 2), date(2026, 11, 2)),
+        Period(date(2026, 12, 1), date(2026, 12, 2)),
+    ):
+        rows_in = data.frame[
+            (data.frame["day"] >= pd.Timestamp(period.start))
+            & (data.frame["day"] <= pd.Timestamp(period.end))
+        ]
+        expected = aggregate(combine_entities(rows_in, groups, how), ["entity"], how).rename_axis("region")
+        pd.testing.assert_series_equal(data.rollup(groups, period), expected, check_names=False)
+        assert data.rollup(groups, period).index.name == "region"

@@ -214,8 +214,11 @@ class KpiData:
             latest = aggregate(rows, ["entity"], "last").dropna()
             keyed = latest.groupby(latest.index.map(groups)).sum(min_count=1)
             return keyed.astype(float).rename_axis(groups.name).rename("value")
-        rows = combine_entities(rows, groups, self.how)
-        return aggregate(rows, ["entity"], self.how).rename_axis(groups.name)
+        if self.how in ("sum", "ratio"):  # adding up each day first changes nothing: fold at once
+            keyed = rows.assign(entity=_group_of(rows["entity"], groups)).dropna(subset=["entity"])
+        else:
+            keyed = combine_entities(rows, groups, self.how)
+        return aggregate(keyed, ["entity"], self.how).rename_axis(groups.name)
 
     def series(self, periods: list[Period], groups: pd.Series | None = None) -> pd.DataFrame:
         """A value per entity (or group) and period: one row per entity, one column per period."""

@@ -12,7 +12,7 @@ comparisons, series, counts) is indexed by the plain string ids. Hourly rows bec
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -176,14 +176,21 @@ class KpiData:
     newest: datetime | None  # when the newest row's period ended, in the config's time zone
     window: Period
     infinite: int = 0  # values the query returned as ±infinity, kept as missing
+    # A report asks for the same few periods' rows again and again (values, roll-ups per
+    # dimension, totals): each period's rows are picked out once. Read them; never change them.
+    _periods: dict[Period, pd.DataFrame] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def how(self) -> str:
         return self.config.aggregate
 
     def _within(self, period: Period) -> pd.DataFrame:
-        days = self.frame["day"]
-        return self.frame[(days >= _ts(period.start)) & (days <= _ts(period.end))]
+        if period not in self._periods:
+            if len(self._periods) >= 4:
+                self._periods.pop(next(iter(self._periods)))
+            days = self.frame["day"]
+            self._periods[period] = self.frame[(days >= _ts(period.start)) & (days <= _ts(period.end))]
+        return self._periods[period]
 
     def everyone(self) -> pd.Series:
         """Groups that put every entity together, for totals (`rollup`, `series`)."""

@@ -115,8 +115,13 @@ def _doubled(entity: pd.Series, moment: pd.Series) -> np.ndarray:
     for unit in (86_400 * 10**9, 3_600 * 10**9):
         steps = (ticks - low) // unit
         span = int(steps.max()) + 1
-        if (ticks - low == steps * unit).all() and span * (int(codes.max()) + 1) < 2**62:
-            return pd.Series(codes * span + steps).duplicated(keep=False).to_numpy()
+        keys = span * (int(codes.max()) + 1)
+        if not (ticks - low == steps * unit).all() or keys >= 2**62:
+            continue
+        key = codes * span + steps
+        if keys <= max(4 * len(key), 1 << 20):  # few enough keys to count each in an array
+            return np.bincount(key, minlength=keys)[key] > 1
+        return pd.Series(key).duplicated(keep=False).to_numpy()
     return moment.to_frame().assign(entity=codes).duplicated(keep=False).to_numpy()
 
 

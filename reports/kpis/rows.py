@@ -111,17 +111,20 @@ def _doubled(entity: pd.Series, moment: pd.Series) -> np.ndarray:
     if moment.isna().any() or moment.dt.tz is not None or not len(moment):
         return moment.to_frame().assign(entity=codes).duplicated(keep=False).to_numpy()
     ticks = moment.to_numpy().astype("datetime64[ns]").view(np.int64)
-    low = int(ticks.min())
     for unit in (86_400 * 10**9, 3_600 * 10**9):
-        steps = (ticks - low) // unit
+        steps, rest = np.divmod(ticks, unit)  # few passes over the rows: each new array costs
+        if rest.any():
+            continue
+        steps -= steps.min()
         span = int(steps.max()) + 1
         keys = span * (int(codes.max()) + 1)
-        if not (ticks - low == steps * unit).all() or keys >= 2**62:
-            continue
-        key = codes * span + steps
-        if keys <= max(4 * len(key), 1 << 20):  # few enough keys to count each in an array
-            return np.bincount(key, minlength=keys)[key] > 1
-        return pd.Series(key).duplicated(keep=False).to_numpy()
+        if keys >= 2**62:
+            break
+        codes *= span
+        codes += steps  # each row's key: its entity's code and its day (or hour) in one integer
+        if keys <= max(4 * len(codes), 1 << 20):  # few enough keys to count each in an array
+            return np.bincount(codes, minlength=keys)[codes] > 1
+        return pd.Series(codes).duplicated(keep=False).to_numpy()
     return moment.to_frame().assign(entity=codes).duplicated(keep=False).to_numpy()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from reports.config.models import KpiConfig, RuleConfig
 from reports.errors import KpiError
-from reports.kpis.frames import aggregate, combine_entities, load_kpi
+from reports.kpis.frames import _series, aggregate, combine_entities, load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.kpis.rows import entity_ids
 from reports.rules.evaluate import evaluate_rule
@@ -289,3 +289,25 @@ def test_a_rollup_is_each_groups_entities_added_up_day_by_day(how):
         expected = aggregate(combine_entities(rows_in, groups, how), ["entity"], how).rename_axis("region")
         pd.testing.assert_series_equal(data.rollup(groups, period), expected, check_names=False)
         assert data.rollup(groups, period).index.name == "region"
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "max", "last", "ratio"])
+def test_one_entitys_series_is_folded_as_grouping_folds_it(how):
+    """A per-entity report's trend folds its periods in numpy: the figures are the grouped path's."""
+    measure = (lambda v: (v, None if v is None else 4.0 + v)) if how == "ratio" else (lambda v: (v,))
+    days = [(1, 3.0), (2, None), (3, 7.5), (9, 0.0), (10, 2.0), (11, None), (12, None), (20, 5.0), (21, 0.1)]
+    rows = [("a", date(2026, 11, day), *measure(value)) for day, value in days]
+    rows.append(("a", date(2025, 1, 1), *measure(9.0)))  # in no period
+    weeks = [Period(date(2026, 10, 26), date(2026, 11, 1))]
+    weeks += [Period(date(2026, 11, 2 + 7 * i), date(2026, 11, 8 + 7 * i)) for i in range(3)]
+    weeks += [Period(date(2026, 11, 28), date(2026, 12, 4))]  # no rows at all
+    data = kpi_data(rows, how)
+    data.frame["entity"] = entity_ids(["a", "z"], data.frame["entity"])
+    for periods in (weeks, weeks[1:2], weeks[4:]):
+        expected = _series(data.frame, periods, how)
+        pd.testing.assert_frame_equal(data.series(periods), expected)
+        group = pd.Series({"a": "all"}, name="all")
+        pd.testing.assert_frame_equal(
+            data.series(periods, group), _series(combine_entities(data.frame, group, how), periods, how)
+        )
+    assert data.series(weeks[4:]).empty  # rows, but none in any period: no row, as grouped

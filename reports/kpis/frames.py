@@ -153,6 +153,51 @@ def _buckets(periods: tuple[Period, ...]) -> pd.Series:
     return found[~found.index.duplicated(keep="last")]  # overlapping periods: the later one, as before
 
 
+def _series(frame: pd.DataFrame, periods: list[Period], how: str) -> pd.DataFrame:
+    """`series` grouped by entity and period."""
+    keyed = frame.assign(period=frame["day"].map(_buckets(tuple(periods)))).dropna(subset=["period"])
+    keyed["period"] = keyed["period"].astype(int)
+    table = aggregate(keyed, ["entity", "period"], how).unstack("period")
+    return _plain(table.reindex(columns=range(len(periods))))
+
+
+def _one_series(frame: pd.DataFrame, entity: Any, buckets: pd.Series, count: int, how: str) -> pd.DataFrame:
+    """`series` for a frame of one entity (a per-entity report's, or everyone's added up): each
+    period's sum, mean, max or pooled ratio, as `aggregate` folds them, without grouping."""
+    found = buckets.index.get_indexer(pd.DatetimeIndex(frame["day"]))
+    inside = found >= 0
+    if not inside.any():
+        values = np.empty((0, count))
+        table = pd.DataFrame(values, index=pd.Index([], dtype=object, name="entity"))
+        table.columns = pd.RangeIndex(count, name="period")
+        return table
+    period = buckets.to_numpy()[found[inside]].astype(np.intp)
+
+    def fold(column: str, kind: str) -> np.ndarray:
+        values = frame[column].to_numpy(dtype=float)[inside]
+        known = ~np.isnan(values)
+        seen = np.bincount(period[known], minlength=count)
+        if kind == "max":
+            result = np.full(count, -np.inf)
+            np.maximum.at(result, period[known], values[known])
+        else:
+            result = np.bincount(period[known], weights=values[known], minlength=count)
+            if kind == "mean":
+                result = result / np.maximum(seen, 1)
+        return np.where(seen > 0, result, np.nan)  # a period without a value has none (min_count=1)
+
+    if how == "ratio":
+        numerator, denominator = fold("numerator", "sum"), fold("denominator", "sum")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(denominator != 0, numerator / denominator, np.nan)
+    else:
+        values = fold("value", how)
+    # Periods with rows but no value are missing, as are periods without rows.
+    table = pd.DataFrame([values], index=pd.Index([entity], dtype=object, name="entity"))
+    table.columns = pd.RangeIndex(count, name="period")
+    return table
+
+
 def _group_of(entity: pd.Series, groups: pd.Series) -> Any:
     """Each row's group: looked up once per distinct entity, not once per row."""
     if not isinstance(entity.dtype, pd.CategoricalDtype):
@@ -230,10 +275,10 @@ class KpiData:
     def series(self, periods: list[Period], groups: pd.Series | None = None) -> pd.DataFrame:
         """A value per entity (or group) and period: one row per entity, one column per period."""
         frame = self.frame if groups is None else combine_entities(self.frame, groups, self.how)
-        keyed = frame.assign(period=frame["day"].map(_buckets(tuple(periods)))).dropna(subset=["period"])
-        keyed["period"] = keyed["period"].astype(int)
-        table = aggregate(keyed, ["entity", "period"], self.how).unstack("period")
-        return _plain(table.reindex(columns=range(len(periods))))
+        alone = _one_entity(frame["entity"])
+        if alone is not None and self.how != "last":  # one row: folded per period in numpy
+            return _one_series(frame, alone, _buckets(tuple(periods)), len(periods), self.how)
+        return _series(frame, periods, self.how)
 
     def typical(self, window: Period, length_days: int) -> pd.Series:
         """A trailing baseline per entity, comparable with a period of `length_days` days."""

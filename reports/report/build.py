@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import replace
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from reports.config.models import HeraldConfig, OwnerColumns
@@ -175,14 +176,16 @@ def _card(config: HeraldConfig, run: JobRun, name: str) -> KpiCard:
     if kpi is None:
         reason = next((f for f in run.failures if f"KPI '{name}'" in f), "the query failed")
         return KpiCard(**base, value=None, previous=None, change=None, change_pct=None, error=reason)
-    now, before = kpi.total(run.period), kpi.total(run.previous)
-    row = compare(pd.Series({"all": now}), pd.Series({"all": before})).reindex(["all"]).iloc[0]
+    now, before = as_number(kpi.total(run.period)), as_number(kpi.total(run.previous))
+    # As `compare` has it: no change without both figures, no change in % from nothing.
+    change = now - before if now is not None and before is not None else None
+    change_pct = change / abs(before) * 100 if change is not None and before else None
     return KpiCard(
         **base,
-        value=as_number(now),
-        previous=as_number(before),
-        change=as_number(row["change"]),
-        change_pct=as_number(row["change_pct"]),
+        value=now,
+        previous=before,
+        change=change,
+        change_pct=as_number(change_pct),
         stale=kpi.is_stale(run.clock) or name in run.late,
     )
 
@@ -192,9 +195,10 @@ def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend:
     table = kpi.series(spans, kpi.everyone())
     values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
     # A past period the data only partly covers would plot as a false dip: leave it out.
-    covered = {stamp.date() for stamp in pd.DatetimeIndex(kpi.frame["day"].unique())}  # days, not rows
+    covered = np.unique(kpi.frame["day"].to_numpy().astype("datetime64[D]"))  # days, not rows
     for index, span in enumerate(spans[:-1]):
-        if sum(1 for day in covered if span.start <= day <= span.end) < span.days:
+        first, last = np.datetime64(span.start, "D"), np.datetime64(span.end, "D")
+        if covered.searchsorted(last, "right") - covered.searchsorted(first) < span.days:
             values[index] = None
     labels = [
         f"{p.start.day} {p.start:%b}" if report.grain != "month" else f"{p.start:%b %Y}"

@@ -378,6 +378,10 @@ def test_a_run_keeps_ids_as_categoricals_and_shows_plain_strings(demo_db, tmp_pa
     scoped = run.scoped(mine)
     assert set(scoped.kpis["events"].frame["entity"].astype(str)) <= set(mine)
     assert len(scoped.kpis["events"].frame) == events.frame["entity"].isin(mine).sum()
+    assert scoped.scoped(mine) is scoped and scoped.scoped([*mine, "p9999"]) is scoped  # nothing to narrow
+    one = scoped.scoped(mine[:1])
+    assert set(one.kpis["events"].frame["entity"].astype(str)) == {mine[0]}
+    assert one.scoped(mine) is one  # narrowing cannot widen it again
 
 
 # Shaped like the rich text XlsxWriter writes into the sheet unescaped: a cell and a formula would follow.

@@ -45,6 +45,9 @@ class JobRun:
     queries: int = 0
     # Row positions of each entity in each KPI's frame, found once per run (see `scoped`).
     _rows: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    # The entities this run was narrowed to by `scoped`, if it was: narrowing again to these or
+    # more changes nothing (a batch of one owner's report, built from the batch's run).
+    _within: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -66,7 +69,9 @@ class JobRun:
         """This run as one recipient sees it: only their entities' rows, findings and names."""
         if entities is None:
             return self
-        keep = set(entities)
+        keep = frozenset(entities)
+        if self._within is not None and self._within <= keep:
+            return self
         kpis = {
             name: replace(kpi, frame=self._rows_of(name, kpi, entities)) for name, kpi in self.kpis.items()
         }
@@ -78,6 +83,7 @@ class JobRun:
             findings=findings,
             entities=self.entities[self.entities.index.isin(keep)],
             _rows={},  # its frames are new: its own split, if it is narrowed again
+            _within=keep if self._within is None else keep & self._within,
         )
 
     def _rows_of(self, name: str, kpi: KpiData, entities: list[str]) -> pd.DataFrame:

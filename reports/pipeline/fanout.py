@@ -12,6 +12,7 @@ their chart cache and connections from one batch to the next.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -158,15 +160,29 @@ def fan_out(
 
         yield from on_workers(work, groups, tell, stop)
         return
-    if workers == 0 or len(groups) < 2:
-        for group in groups:
-            if stop is not None and stop.is_set():
-                raise Interrupted
-            batch = run_batch(work, group, env, channels, store)
-            tell(batch)
-            yield batch
-        return
-    yield from _pooled(work, groups, workers, tell, stop)
+    with _set_aside():
+        if workers == 0 or len(groups) < 2:
+            for group in groups:
+                if stop is not None and stop.is_set():
+                    raise Interrupted
+                batch = run_batch(work, group, env, channels, store)
+                tell(batch)
+                yield batch
+            return
+        yield from _pooled(work, groups, workers, tell, stop)
+
+
+@contextmanager
+def _set_aside() -> Iterator[None]:
+    """Everything alive before the fan-out (the run's frames, config, templates) kept out of the
+    garbage collector's way until it ends. Rendering makes many short-lived objects, and each
+    collection walked every object of the run again: a tenth of a per-project run's time. A
+    forked worker then also leaves the pages of those objects shared, not copied."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Teller:

@@ -322,6 +322,35 @@ def test_rows_the_fold_cannot_take_are_read_plain_and_named(hours_demo):
     source.close()
 
 
+def test_ids_arrive_as_the_known_entities_in_one_query_and_unknown_ones_still_count(tmp_path):
+    """DuckDB types a KPI's ids as the entity query's (an ENUM, read as a categorical); rows naming
+    an id it does not know are read again as plain strings, and count in the totals as before."""
+    path = tmp_path / "ids.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE stats AS SELECT * FROM (VALUES ('p1', DATE '2026-11-02', 1.0),"
+            " ('it''s', DATE '2026-11-02', 2.0), ('p1', DATE '2026-11-03', 4.0)) AS t(entity, day, value)"
+        )
+    source = open_source("demo", DuckDBConfig(type="duckdb", path=path), tmp_path)
+    clock = Clock(date(2026, 11, 3), "day", "monday", "UTC")
+    window = Period(date(2026, 11, 1), date(2026, 11, 3))
+    config = KpiConfig(label="Values", source="demo", sql="SELECT entity, day, value FROM stats;")
+    data = load_kpi("values", config, source, window, clock, ["p1", "it's", "p2"])
+    assert source.queries_run == 1
+    assert list(data.frame["entity"].cat.categories) == ["it's", "p1", "p2"]
+    assert data.values(window).to_dict() == {"it's": 2.0, "p1": 5.0}
+    mixed = KpiConfig(
+        label="Values",
+        source="demo",
+        sql="SELECT entity, day, value FROM stats UNION ALL SELECT 'p9', DATE '2026-11-03', 8.0",
+    )
+    data = load_kpi("values", mixed, source, window, clock, ["p1", "it's"])
+    assert source.queries_run == 3  # the typed query met p9; the plain one read it
+    assert data.values(window).to_dict() == {"it's": 2.0, "p1": 5.0, "p9": 8.0}
+    assert data.total(window) == 15.0
+    source.close()
+
+
 def test_entity_ids_are_one_categorical_set_shared_by_every_kpi():
     ids = entity_ids(["p2", "p1"], pd.Series([1, "p3", "1", "p1"], dtype=object))
     assert list(ids.categories) == ["1", "p1", "p2", "p3"]

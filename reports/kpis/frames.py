@@ -341,7 +341,7 @@ def load_kpi(
         else:
             frame, newest, infinite = folded
     else:
-        frame = check_shape(name, config, query(name, source, sql, params), entities, "day")
+        frame = check_shape(name, config, query(name, source, sql, params, entities), entities, "day")
         frame, infinite = finite(frame)
         newest = clock.midnight(frame["day"].max().date() + timedelta(days=1)) if len(frame) else None
     frame = frame[(frame["day"] >= _ts(window.start)) & (frame["day"] <= _ts(window.end))]

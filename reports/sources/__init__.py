@@ -77,6 +77,12 @@ class Source(ABC):
         (`reports.sources.hours`); None where Herald folds them itself, in pandas."""
         return None
 
+    def known_entities(self, sql: str, known: list[str]) -> str | None:
+        """`sql` (one SELECT, no closing `;`) wrapped to return its `entity` column as one of the
+        `known` ids, typed so the rows arrive as a categorical rather than a string object per
+        row; the wrapper fails on an id it does not know. None where the source cannot."""
+        return None
+
     def one_select(self, sql: str) -> str:
         """The query's one SELECT statement, ready to run; SourceError, before anything runs, when
         `sql` holds more than one statement or one that is not a SELECT. Config is untrusted."""

@@ -36,6 +36,9 @@ HOUR_SQL = HourSql(
 )
 
 
+MAX_ENUM = 100_000  # ids written into a query's text as an ENUM; more are read as strings
+
+
 def _bound(sql: str) -> str:
     return bind_style(sql, lambda name: f"${name}")
 
@@ -93,6 +96,15 @@ class DuckDBSource(Source):
     @property
     def hour_sql(self) -> HourSql:
         return HOUR_SQL
+
+    def known_entities(self, sql: str, known: list[str]) -> str | None:
+        """An ENUM of the known ids: DuckDB hands it to pandas as a categorical, where each id as a
+        Python string per row cost a third of reading a large KPI."""
+        if not known or len(known) > MAX_ENUM or not all(isinstance(k, str) for k in known):
+            return None
+        values = ", ".join("'" + k.replace("'", "''") + "'" for k in dict.fromkeys(known))
+        # Lines of their own around the KPI's SQL, so a closing `-- comment` cannot swallow the rest.
+        return f"SELECT CAST(entity AS ENUM({values})) AS entity, * EXCLUDE (entity)\nFROM (\n{sql}\n) AS herald_kpi"
 
     def one_select(self, sql: str) -> str:
         _statement(_bound(sql))

@@ -311,3 +311,29 @@ def test_one_entitys_series_is_folded_as_grouping_folds_it(how):
             data.series(periods, group), _series(combine_entities(data.frame, group, how), periods, how)
         )
     assert data.series(weeks[4:]).empty  # rows, but none in any period: no row, as grouped
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "max", "last", "ratio"])
+def test_everyones_series_is_each_days_total_folded_by_period(how):
+    """A sum or ratio over everyone folds all rows per period at once: the same line as adding up
+    each day's entities first, the grouped way."""
+    measure = (lambda v: (v, None if v is None else 4.0 + v)) if how == "ratio" else (lambda v: (v,))
+    rows = [
+        (entity, date(2026, 11, day), *measure(value))
+        for entity, day, value in [
+            ("a", 1, 3.0), ("b", 1, None), ("c", 1, 7.5), ("a", 2, None), ("b", 2, None),
+            ("a", 9, 0.0), ("c", 10, 2.0), ("b", 11, 5.0), ("d", 12, 1.0), ("d", 20, None),
+        ]
+    ]  # fmt: skip
+    data = kpi_data(rows, how)
+    data.frame["entity"] = entity_ids(["a", "b", "c", "d"], data.frame["entity"])
+    weeks = [Period(date(2026, 10, 26), date(2026, 11, 1))]
+    weeks += [Period(date(2026, 11, 2 + 7 * i), date(2026, 11, 8 + 7 * i)) for i in range(3)]
+    for groups in (
+        data.everyone(),
+        pd.Series({"a": "north", "c": "north"}, name="region"),  # b and d in no group
+        pd.Series({"a": "north", "b": None, "c": "north", "d": None}, name="region"),
+    ):
+        for periods in (weeks, weeks[3:], [Period(date(2026, 12, 1), date(2026, 12, 7))]):
+            expected = _series(combine_entities(data.frame, groups, how), periods, how)
+            pd.testing.assert_frame_equal(data.series(periods, groups), expected)

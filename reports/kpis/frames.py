@@ -162,8 +162,9 @@ def _series(frame: pd.DataFrame, periods: list[Period], how: str) -> pd.DataFram
 
 
 def _one_series(frame: pd.DataFrame, entity: Any, buckets: pd.Series, count: int, how: str) -> pd.DataFrame:
-    """`series` for a frame of one entity (a per-entity report's, or everyone's added up): each
-    period's sum, mean, max or pooled ratio, as `aggregate` folds them, without grouping."""
+    """`series` for rows that make one line (one entity's, or a group's added up): each period's
+    sum, mean, max or pooled ratio, as `aggregate` folds them, without grouping. Rows in no
+    period are left out; with none left, there is no line."""
     found = buckets.index.get_indexer(pd.DatetimeIndex(frame["day"]))
     inside = found >= 0
     if not inside.any():
@@ -274,6 +275,13 @@ class KpiData:
 
     def series(self, periods: list[Period], groups: pd.Series | None = None) -> pd.DataFrame:
         """A value per entity (or group) and period: one row per entity, one column per period."""
+        if groups is not None and self.how in ("sum", "ratio") and groups.nunique() == 1:
+            # Everyone (or one group) as one line: adding up each day first changes nothing.
+            found = pd.Series(_group_of(self.frame["entity"], groups)).notna().to_numpy()
+            rows = self.frame if found.all() else self.frame[found]
+            return _one_series(
+                rows, groups.dropna().iloc[0], _buckets(tuple(periods)), len(periods), self.how
+            )
         frame = self.frame if groups is None else combine_entities(self.frame, groups, self.how)
         alone = _one_entity(frame["entity"])
         if alone is not None and self.how != "last":  # one row: folded per period in numpy

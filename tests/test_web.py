@@ -21,12 +21,12 @@ import pytest
 import uvicorn
 from openapi_spec_validator import validate as validate_openapi
 
+from reports.archive import tokens
+from reports.archive.prune import prune, prune_daily
 from reports.config.load import load_config
 from reports.store import Store, now_utc
 from reports.store.archive import EVERYONE, Archive
-from reports.web import tokens
 from reports.web.app import make_app
-from reports.web.prune import prune, prune_daily
 from tests.conftest import demo_folder, execute_job
 from tests.servers import free_port
 

@@ -168,8 +168,8 @@ def test_an_owner_silences_an_alert_through_the_form_on_a_phone(browser, mailed)
 
 
 def test_the_operators_pages_fit_a_phone_and_a_desktop(browser, mailed):
+    from reports.archive.tokens import sign_in_link
     from reports.config.load import load_config
-    from reports.web.tokens import sign_in_link
 
     base, _, out, _ = mailed
     config = load_config(next(out.parent.glob("cfg/config.yaml")))

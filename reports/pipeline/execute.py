@@ -15,6 +15,7 @@ import jinja2
 from notifiers import Notifier
 from reports.alerts.lifecycle import mark_escalated, mark_told, track, untracked
 from reports.alerts.notices import escalations, thread_replies
+from reports.archive.record import record_outputs
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError, NotReady
 from reports.pipeline.compute import JobRun, Progress, compute_job
@@ -36,7 +37,6 @@ from reports.report.build import recipients
 from reports.report.model import EVERYONE
 from reports.sources.pool import Sources
 from reports.store import Store, now_utc, process_id
-from reports.web.record import record_outputs
 
 log = logging.getLogger(__name__)
 DONE = ("sent", "filed", "skipped")  # a delivery in one of these states needs nothing more

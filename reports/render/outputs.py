@@ -59,7 +59,7 @@ def archive_link(config: HeraldConfig, path: Path) -> str:
     """Where a reader downloads `path`: under `archive_url` when set, else its local path. With
     HERALD_WEB_SECRET set too, a signed personal link for the report's recipient (the one its
     folder, out/JOB/AS_OF/[RECIPIENT/], names) that signs them in to the archive and opens it."""
-    from reports.web.tokens import output_link
+    from reports.archive.tokens import output_link
 
     out = path.resolve()
     signed = output_link(config, out)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
 
+from reports.archive.prune import prune_daily
 from reports.config.load import load_config
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
@@ -30,7 +31,6 @@ from reports.render.templates import environment
 from reports.scheduler.timing import as_of_for, due, sleep_until
 from reports.sources.pool import Sources
 from reports.store import RunRow, Store, holder_is_dead, now_utc, process_id
-from reports.web.prune import prune_daily
 
 log = logging.getLogger("herald.serve")
 LONGEST_SLEEP = timedelta(seconds=30)  # a changed config file is noticed this late at most

@@ -13,12 +13,12 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reports.archive import tokens
 from reports.config.load import load_config
 from reports.config.models import HeraldConfig
 from reports.errors import HeraldError
 from reports.store import Store
 from reports.store.archive import Archive
-from reports.web import tokens
 
 log = logging.getLogger("herald.web")
 PAGE_CSP = (

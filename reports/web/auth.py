@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from reports.web import tokens
+from reports.archive import tokens
 from reports.web.access import Viewer, viewer_for
 
 if TYPE_CHECKING:

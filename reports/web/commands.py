@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from reports.archive import tokens
 from reports.config.load import load_config
 from reports.errors import UsageError
 from reports.store import Store
 from reports.store.archive import Archive
-from reports.web import tokens
 
 log = logging.getLogger("herald.web")
 
@@ -52,7 +52,7 @@ def credential(config_path: Path, who: str, kind: str, days: int | None) -> int:
 
 def prune(config_path: Path, out: Path) -> int:
     """`run.py prune`: delete output files older than `archive.keep_days`."""
-    from reports.web.prune import prune as prune_outputs
+    from reports.archive.prune import prune as prune_outputs
 
     config = load_config(config_path)
     done = prune_outputs(config, Store(config.path(config.store)), out)

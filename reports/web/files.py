@@ -14,9 +14,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from reports.archive.record import inside
 from reports.store.archive import OutputRow
 from reports.web.auth import client
-from reports.web.record import inside
 
 log = logging.getLogger("herald.web")
 OUTPUT_CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"

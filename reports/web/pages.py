@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from reports.archive import tokens
 from reports.errors import HeraldError
 from reports.render.templates import BUILTIN
-from reports.web import auth, silences, tokens
+from reports.web import auth, silences
 from reports.web.access import viewer_for
 from reports.web.files import findings_download, serve
 from reports.web.queries import Reading, RunFilter, output_dict

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from reports.archive.record import inside
 from reports.config.models import HeraldConfig
 from reports.store import Store, now_utc
 from reports.store.archive import Archive
-from reports.web.record import inside
 
 log = logging.getLogger("herald.prune")
 EVERY = timedelta(days=1)

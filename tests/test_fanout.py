@@ -16,6 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from reports.pipeline import deliver as delivery
+from reports.pipeline import fanout
 from reports.pipeline.fanout import batches
 from reports.report.model import Recipient
 from reports.store import Store
@@ -62,8 +63,14 @@ def smtp_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_each_project_gets_its_own_report_and_each_owner_one_email(tmp_path, demo_db, workers):
+@pytest.mark.parametrize(("workers", "chunk"), [(0, None), (2, None), (2, 1)])
+def test_each_project_gets_its_own_report_and_each_owner_one_email(
+    tmp_path, demo_db, monkeypatch, workers, chunk
+):
+    """chunk 1: the pool renders each owner's projects one by one, on either worker, and the
+    owner's one email goes out once all are written."""
+    if chunk is not None:
+        monkeypatch.setattr(fanout, "CHUNK", chunk)
     known = projects(demo_db)
     with smtp_server(tmp_path) as (box, port, cert):
         config = configure(tmp_path / "cfg", demo_db, port, cert, workers=workers)

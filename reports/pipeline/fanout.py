@@ -7,7 +7,9 @@ rendered to disk, recorded and sent on its own, so a run of thousands of reports
 batch in hand in memory, and a crash loses at most the batches in flight: their deliveries are
 recorded before they are tried, like every other. Workers are forked from the process that
 computed the run: they start with its data, WeasyPrint and the templates already loaded, and keep
-their chart cache and connections from one batch to the next.
+their chart cache and connections from one batch to the next. A pool renders a large batch (an
+owner of hundreds of projects) in chunks spread over its workers, and the parent sends the
+owner's one message once the last chunk is on disk.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from reports.store import Store
 
 log = logging.getLogger(__name__)
 BATCHES_IN_FLIGHT = 2  # per worker: enough to keep each busy, few enough to stop soon when asked
+CHUNK = 5  # reports of one batch a worker renders at a time, in a pool
 POOL_FROM = 24  # `workers: auto` starts a pool for runs with at least this many reports
 LOG_EVERY = 10.0  # seconds between progress lines in a log
 
@@ -115,11 +118,39 @@ def run_batch(
     store: Store,
 ) -> Batch:
     """Render one batch's reports to disk, record their deliveries, then send them."""
+    done = render_batch(work, recipients, env, light=False)
+    if done.error is None:
+        send_batch(work, done, env, channels, store, recipients)
+    done.rendered = [_light(r) for r in done.rendered]
+    return done
+
+
+def render_batch(work: Fanout, recipients: list[Recipient], env: jinja2.Environment, light: bool) -> Batch:
+    """Render these reports to disk; nothing is recorded or sent."""
     done = Batch(reports=len(recipients))
     entities = [e for r in recipients for e in (r.entities or ())]
     scoped = work.run.scoped(entities)  # the batch's rows, looked up once for all its reports
     try:
         done.rendered = render_for(work.config, scoped, recipients, work.folder, env, work.now)
+    except HeraldError as exc:
+        done.error = f"{', '.join(r.label for r in recipients[:3])}: {exc}"
+    except OSError as exc:
+        done.error = f"cannot write {exc.filename or work.folder}: {exc.strerror or exc}"
+    if light:
+        done.rendered = [_light(r) for r in done.rendered]
+    return done
+
+
+def send_batch(
+    work: Fanout,
+    done: Batch,
+    env: jinja2.Environment,
+    channels: dict[str, Notifier],
+    store: Store,
+    recipients: list[Recipient],
+) -> None:
+    """Plan, record, then send the deliveries of a batch's rendered reports (into `done`)."""
+    try:
         planned = plan(work.config, done.rendered, env)
         job, as_of = work.run.job, work.run.as_of.isoformat()
         pending, done.outcomes = record(
@@ -130,8 +161,6 @@ def run_batch(
         done.error = f"{', '.join(r.label for r in recipients[:3])}: {exc}"
     except OSError as exc:
         done.error = f"cannot write {exc.filename or work.folder}: {exc.strerror or exc}"
-    done.rendered = [_light(r) for r in done.rendered]
-    return done
 
 
 def _light(rendered: Rendered) -> Rendered:
@@ -169,7 +198,7 @@ def fan_out(
                 tell(batch)
                 yield batch
             return
-        yield from _pooled(work, groups, workers, tell, stop)
+        yield from _pooled(work, groups, workers, tell, stop, (env, channels, store))
 
 
 @contextmanager
@@ -229,9 +258,23 @@ def _start_worker() -> None:
     _WORKER["channels"] = channels_for(config, _WORK.outbox, _WORK.dry_run)
 
 
-def _in_worker(group: list[Recipient]) -> Batch:
+def _in_worker(group: list[Recipient], send: bool = True) -> Batch:
     assert _WORK is not None
+    if not send:  # a chunk of a large batch: the parent sends once every chunk is rendered
+        return render_batch(_WORK, group, _WORKER["env"], light=True)
     return run_batch(_WORK, group, _WORKER["env"], _WORKER["channels"], _WORKER["store"])
+
+
+def _units(groups: list[list[Recipient]]) -> Iterator[tuple[int, list[Recipient], bool]]:
+    """The pool's tasks: (batch, its recipients, whether the task also sends). A batch of more
+    than CHUNK reports is rendered in chunks, so that one owner of hundreds of projects keeps
+    every worker busy to the end rather than one worker for minutes."""
+    for index, group in enumerate(groups):
+        if len(group) <= CHUNK:
+            yield index, group, True
+        else:
+            for start in range(0, len(group), CHUNK):
+                yield index, group[start : start + CHUNK], False
 
 
 def _pooled(
@@ -240,15 +283,18 @@ def _pooled(
     workers: int,
     tell: Callable[[Batch], None],
     stop: threading.Event | None,
+    parent: tuple[jinja2.Environment, dict[str, Notifier], Store],
 ) -> Iterator[Batch]:
     global _WORK
     import weasyprint  # noqa: F401 — loaded once here, inherited warm by every worker
 
     _WORK = work
-    waiting = deque(groups)
+    waiting = deque(_units(groups))
+    chunks = {i: -(-len(g) // CHUNK) for i, g in enumerate(groups) if len(g) > CHUNK}  # left to render
+    gathered = {i: Batch(reports=len(groups[i])) for i in chunks}
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), initializer=_start_worker)
     try:
-        running: deque[Future[Batch]] = deque()
+        running: deque[tuple[int, Future[Batch]]] = deque()
         stopped = False
         while waiting or running:
             while waiting and len(running) < workers * BATCHES_IN_FLIGHT:
@@ -256,18 +302,31 @@ def _pooled(
                     stopped = True
                     waiting.clear()
                     break
-                running.append(pool.submit(_in_worker, waiting.popleft()))
+                index, group, send = waiting.popleft()
+                running.append((index, pool.submit(_in_worker, group, send)))
             if not running:
                 break
+            index, future = running.popleft()
             try:
-                batch = running.popleft().result()
+                batch = future.result()
             except BrokenProcessPool:  # killed (out of memory?): what it held stays recorded as unsent
                 raise HeraldError(
                     "a worker rendering the reports died before it finished",
                     "see the system log (out of memory?); run the job again: nothing already sent is sent twice",
                 ) from None
             tell(batch)
-            yield batch
+            if index not in chunks:
+                yield batch
+                continue
+            whole = gathered[index]
+            whole.rendered += batch.rendered
+            whole.error = whole.error or batch.error
+            chunks[index] -= 1
+            if chunks[index] == 0:  # the batch's last chunk: its owner's message goes out now
+                del chunks[index], gathered[index]
+                if whole.error is None:
+                    send_batch(work, whole, *parent, groups[index])
+                yield whole
         if stopped:
             raise Interrupted
     finally:

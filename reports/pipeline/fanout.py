@@ -187,7 +187,7 @@ def fan_out(
     if work.config.executor == "celery":
         from reports.pipeline.workers import on_workers  # Celery is loaded only when it is used
 
-        yield from on_workers(work, groups, tell, stop)
+        yield from on_workers(work, groups, tell, stop, (env, channels, store))
         return
     with _set_aside():
         if workers == 0 or len(groups) < 2:
@@ -265,16 +265,43 @@ def _in_worker(group: list[Recipient], send: bool = True) -> Batch:
     return run_batch(_WORK, group, _WORKER["env"], _WORKER["channels"], _WORKER["store"])
 
 
-def _units(groups: list[list[Recipient]]) -> Iterator[tuple[int, list[Recipient], bool]]:
-    """The pool's tasks: (batch, its recipients, whether the task also sends). A batch of more
-    than CHUNK reports is rendered in chunks, so that one owner of hundreds of projects keeps
-    every worker busy to the end rather than one worker for minutes."""
-    for index, group in enumerate(groups):
-        if len(group) <= CHUNK:
-            yield index, group, True
-        else:
-            for start in range(0, len(group), CHUNK):
-                yield index, group[start : start + CHUNK], False
+class Chunks:
+    """A run's batches as tasks for workers: a batch of more than CHUNK reports is rendered in
+    chunks, so that one owner of hundreds of projects keeps every worker busy to the end rather
+    than one worker for minutes, and their message goes out (from the process that hands out
+    the tasks) once the last chunk is written. A smaller batch is rendered and sent in one task."""
+
+    def __init__(self, groups: list[list[Recipient]]) -> None:
+        self.groups = groups
+        self.left = {i: -(-len(g) // CHUNK) for i, g in enumerate(groups) if len(g) > CHUNK}
+        self.gathered = {i: Batch(reports=len(groups[i])) for i in self.left}
+
+    def tasks(self) -> Iterator[tuple[int, list[Recipient], bool]]:
+        """(batch, the task's recipients, whether the task sends too), in the batches' order."""
+        for index, group in enumerate(self.groups):
+            if index not in self.left:
+                yield index, group, True
+            else:
+                for start in range(0, len(group), CHUNK):
+                    yield index, group[start : start + CHUNK], False
+
+    def arrived(
+        self, index: int, done: Batch, send: Callable[[Batch, list[Recipient]], None]
+    ) -> Batch | None:
+        """A task's result: the whole batch once it is complete (sent by `send` if nothing in it
+        failed), None while chunks of it are still out."""
+        if index not in self.left:
+            return done
+        whole = self.gathered[index]
+        whole.rendered += done.rendered
+        whole.error = whole.error or done.error
+        self.left[index] -= 1
+        if self.left[index]:
+            return None
+        del self.left[index], self.gathered[index]
+        if whole.error is None:
+            send(whole, self.groups[index])
+        return whole
 
 
 def _pooled(
@@ -289,9 +316,13 @@ def _pooled(
     import weasyprint  # noqa: F401 — loaded once here, inherited warm by every worker
 
     _WORK = work
-    waiting = deque(_units(groups))
-    chunks = {i: -(-len(g) // CHUNK) for i, g in enumerate(groups) if len(g) > CHUNK}  # left to render
-    gathered = {i: Batch(reports=len(groups[i])) for i in chunks}
+    chunks = Chunks(groups)
+    waiting = deque(chunks.tasks())
+    env, channels, store = parent
+
+    def send(whole: Batch, group: list[Recipient]) -> None:
+        send_batch(work, whole, env, channels, store, group)
+
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), initializer=_start_worker)
     try:
         running: deque[tuple[int, Future[Batch]]] = deque()
@@ -302,8 +333,8 @@ def _pooled(
                     stopped = True
                     waiting.clear()
                     break
-                index, group, send = waiting.popleft()
-                running.append((index, pool.submit(_in_worker, group, send)))
+                index, group, sends = waiting.popleft()
+                running.append((index, pool.submit(_in_worker, group, sends)))
             if not running:
                 break
             index, future = running.popleft()
@@ -315,17 +346,8 @@ def _pooled(
                     "see the system log (out of memory?); run the job again: nothing already sent is sent twice",
                 ) from None
             tell(batch)
-            if index not in chunks:
-                yield batch
-                continue
-            whole = gathered[index]
-            whole.rendered += batch.rendered
-            whole.error = whole.error or batch.error
-            chunks[index] -= 1
-            if chunks[index] == 0:  # the batch's last chunk: its owner's message goes out now
-                del chunks[index], gathered[index]
-                if whole.error is None:
-                    send_batch(work, whole, *parent, groups[index])
+            whole = chunks.arrived(index, batch, send)
+            if whole is not None:
                 yield whole
         if stopped:
             raise Interrupted

@@ -4,7 +4,9 @@
 The process that computed the run sends each batch as a task carrying what a worker needs: the
 batch's recipients, the run narrowed to their entities, where to write, whether to send for real.
 A worker loads the same config.yaml, opens the same store, renders with templates it keeps warm
-from batch to batch, and records and sends each delivery as the local path does. A task is
+from batch to batch, and records and sends each delivery as the local path does (a batch of
+more than a few reports goes out as chunks that only render; the sending process then sends its
+owner's one message, once every chunk is on the shared disk). A task is
 acknowledged only when done, so the batch of a worker that dies goes to another: back in the queue
 at once when one process of its pool died, after `celery.task_timeout` and a little more when the
 whole worker did. The delivery log keeps a batch done twice from sending twice: what its first try sent is
@@ -42,7 +44,7 @@ from reports.errors import HeraldError, UsageError
 from reports.logs import remember
 from reports.pipeline.compute import JobRun
 from reports.pipeline.deliver import Interrupted, channels_for
-from reports.pipeline.fanout import Batch, Fanout, run_batch
+from reports.pipeline.fanout import Batch, Chunks, Fanout, render_batch, run_batch, send_batch
 from reports.report.model import Recipient
 from reports.store import Store
 
@@ -66,6 +68,7 @@ class Order:
     dry_run: bool
     now: datetime | None
     config: str  # the digest of the config the run was computed with
+    sends: bool = True  # False: a chunk of a large batch, whose message the parent sends
 
 
 def digest(config: HeraldConfig) -> str:
@@ -129,15 +132,23 @@ def on_workers(
     groups: list[list[Recipient]],
     tell: Callable[[Batch], None],
     stop: threading.Event | None,
+    parent: tuple[jinja2.Environment, dict[str, Notifier], Store],
 ) -> Iterator[Batch]:
     """Each batch's result as it arrives from the workers; a stop sends no more and waits for
-    the batches already sent."""
+    the batches already sent. A large batch goes out in chunks (see `Chunks`), and its owner's
+    message is sent from here once every chunk is written to the shared out/."""
     app = celery_app(work.config)
     where = broker_name(work.config.celery.broker)
     patience = visibility_timeout(work.config) + work.config.celery.task_timeout.total_seconds() + 60
     fingerprint = digest(work.config)
-    waiting = deque(groups)
-    running: dict[str, tuple[AsyncResult, list[Recipient]]] = {}
+    chunks = Chunks(groups)
+    waiting = deque(chunks.tasks())
+    env, channels, store = parent
+
+    def send(whole: Batch, group: list[Recipient]) -> None:
+        send_batch(work, whole, env, channels, store, group)
+
+    running: dict[str, tuple[AsyncResult, int, list[Recipient]]] = {}
     arrived: deque[AsyncResult] = deque()
     stopped = False
     try:
@@ -150,26 +161,28 @@ def on_workers(
                     stopped = True
                     waiting.clear()
                     break
-                group = waiting.popleft()
+                index, group, sends = waiting.popleft()
                 with _broker(where):
-                    result = app.send_task(TASK, (order_for(work, group, fingerprint),))
+                    result = app.send_task(TASK, (order_for(work, group, fingerprint, sends),))
                     result.then(arrived.append)
-                running[result.id] = (result, group)
+                running[result.id] = (result, index, group)
             if not running:
                 break
-            oldest, _ = next(iter(running.values()))
+            oldest, _, _ = next(iter(running.values()))
             # Waits on the oldest; any other batch that finishes meanwhile arrives too.
             with _broker(where), contextlib.suppress(TimeoutError, celery_errors.TimeoutError):
                 oldest.get(timeout=POLL, propagate=False)
             while arrived:
                 result = arrived.popleft()
-                _, group = running.pop(result.id)
+                _, index, group = running.pop(result.id)
                 batch = _outcome(result, group)
                 with _broker(where):
                     result.forget()
                 heard = time.monotonic()
                 tell(batch)
-                yield batch
+                whole = chunks.arrived(index, batch, send)
+                if whole is not None:
+                    yield whole
             if time.monotonic() - heard > patience:
                 with contextlib.suppress(KombuError, RedisError, OSError):
                     app.control.revoke(list(running))  # a worker that starts later does not take them up
@@ -198,8 +211,8 @@ def _broker(where: str) -> Iterator[None]:
         ) from None
 
 
-def order_for(work: Fanout, group: list[Recipient], fingerprint: str) -> Order:
-    """A batch as a task: its recipients and the run narrowed to their entities."""
+def order_for(work: Fanout, group: list[Recipient], fingerprint: str, sends: bool = True) -> Order:
+    """A batch (or a chunk of one) as a task: its recipients and the run narrowed to their entities."""
     entities = [e for r in group for e in (r.entities or ())]
     # Absolute, so that every machine writes to the same place (out/ is shared, mounted alike).
     return Order(
@@ -212,6 +225,7 @@ def order_for(work: Fanout, group: list[Recipient], fingerprint: str) -> Order:
         work.dry_run,
         work.now,
         fingerprint,
+        sends,
     )
 
 
@@ -336,9 +350,12 @@ def render_order(order: Order, tries: int = 1) -> Batch:
         order.dry_run,
         order.now,
     )
-    channels = _HERE.channels_to(order.outbox, order.dry_run)
-    # a batch done twice (its first worker died) finds what it sent held by `add_deliveries`
-    batch = run_batch(work, order.recipients, _HERE.templates(), channels, _HERE.opened_store())
+    if not order.sends:  # a chunk: rendered to the shared out/, its owner's message sent by the parent
+        batch = render_batch(work, order.recipients, _HERE.templates(), light=True)
+    else:
+        channels = _HERE.channels_to(order.outbox, order.dry_run)
+        # a batch done twice (its first worker died) finds what it sent held by `add_deliveries`
+        batch = run_batch(work, order.recipients, _HERE.templates(), channels, _HERE.opened_store())
     log.info(
         "%s done in %.1f s%s",
         who,

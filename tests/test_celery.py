@@ -238,7 +238,7 @@ def test_a_worker_killed_mid_render_has_its_batch_taken_over_and_nothing_sent_tw
     outcome, _ = ran["result"]
     assert outcome.ok, outcome.problems()
 
-    killed = next(owner for name, owner in known.values() if Recipient(name, name).slug == pdf.parent.name)
+    killed = next(o for pid, (name, o) in known.items() if Recipient(pid, name).slug == pdf.parent.name)
     assert sum(owner == killed for _, owner in known.values()) >= 3  # a batch of several PDFs...
     assert recorded_at_kill == []  # ...killed before it was done rendering them
     assert batches_done(first) == []

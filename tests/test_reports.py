@@ -20,7 +20,7 @@ from reports.render.html import email_body
 from reports.render.slack import slack_message
 from reports.render.templates import charts, environment
 from reports.report.build import build_all, build_report, recipients
-from reports.report.model import EVERYONE
+from reports.report.model import EVERYONE, Recipient
 from tests.conftest import NOW, ROOT, demo_folder, job_run
 
 WEEK = (date(2026, 11, 16), date(2026, 11, 22))
@@ -268,3 +268,9 @@ def test_narrowing_a_run_gives_exactly_the_recipients_rows(scoped):
     one = sorted(owner.entities)[0]
     again = mine.scoped([one])  # narrowing a narrowed run looks up its own rows
     assert set(again.kpis["events"].frame["entity"]) == {one}
+
+
+def test_a_report_file_is_named_for_its_recipient_or_else_by_their_id():
+    assert Recipient("p0005", 'Smith & Sons "<Retail>"').slug == "smith-sons-retail"
+    assert Recipient("p0009", "חנות הספרים").slug == "p0009"  # no Latin letters: the id, not "recipient"
+    assert Recipient("ש", "ש").slug == "recipient"

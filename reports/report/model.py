@@ -36,11 +36,16 @@ class Recipient:
 
     @property
     def slug(self) -> str:
-        """The recipient's folder and file-name part: from their name, short and safe."""
+        """The recipient's folder and file-name part: from their name, short and safe; from their
+        id where the name has no Latin letters or digits (`חנות הספרים` is p0009's)."""
         if self.folder:
             return self.folder
-        text = "".join(c if c.isascii() and c.isalnum() else "-" for c in self.label.lower())
-        return "-".join(part for part in text.split("-") if part)[:60].strip("-") or "recipient"
+        for text in (self.label, self.key):
+            text = "".join(c if c.isascii() and c.isalnum() else "-" for c in text.lower())
+            found = "-".join(part for part in text.split("-") if part)[:60].strip("-")
+            if found:
+                return found
+        return "recipient"
 
 
 EVERYONE = Recipient("all", "Everyone")

@@ -10,7 +10,7 @@ import pytest
 
 from reports.config.models import KpiConfig, RuleConfig
 from reports.errors import KpiError
-from reports.kpis.frames import _series, aggregate, combine_entities, load_kpi
+from reports.kpis.frames import _buckets, _period_of, _series, aggregate, combine_entities, load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.kpis.rows import entity_ids
 from reports.rules.evaluate import evaluate_rule
@@ -337,3 +337,12 @@ def test_everyones_series_is_each_days_total_folded_by_period(how):
         for periods in (weeks, weeks[3:], [Period(date(2026, 12, 1), date(2026, 12, 7))]):
             expected = _series(combine_entities(data.frame, groups, how), periods, how)
             pd.testing.assert_frame_equal(data.series(periods, groups), expected)
+
+
+def test_each_day_finds_its_period_as_the_buckets_map_it():
+    """Overlapping periods: a day in both belongs to the later one, as `_buckets` has it."""
+    periods = (Period(date(2026, 11, 1), date(2026, 11, 7)), Period(date(2026, 11, 5), date(2026, 11, 10)))
+    days = pd.Series(pd.to_datetime(["2026-10-31", "2026-11-01", "2026-11-06", "2026-11-10", "2026-11-11"]))
+    expected = days.map(_buckets(periods)).fillna(-1).astype(int).tolist()
+    assert _period_of(days, periods).tolist() == expected == [-1, 0, 1, 1, -1]
+    assert _period_of(days, ()).tolist() == [-1] * 5

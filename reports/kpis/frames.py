@@ -161,18 +161,20 @@ def _series(frame: pd.DataFrame, periods: list[Period], how: str) -> pd.DataFram
     return _plain(table.reindex(columns=range(len(periods))))
 
 
-def _one_series(frame: pd.DataFrame, entity: Any, buckets: pd.Series, count: int, how: str) -> pd.DataFrame:
+def _one_series(
+    frame: pd.DataFrame, entity: Any, periods: tuple[Period, ...], count: int, how: str
+) -> pd.DataFrame:
     """`series` for rows that make one line (one entity's, or a group's added up): each period's
     sum, mean, max or pooled ratio, as `aggregate` folds them, without grouping. Rows in no
     period are left out; with none left, there is no line."""
-    found = buckets.index.get_indexer(pd.DatetimeIndex(frame["day"]))
+    found = _period_of(frame["day"], periods)
     inside = found >= 0
     if not inside.any():
         values = np.empty((0, count))
         table = pd.DataFrame(values, index=pd.Index([], dtype=object, name="entity"))
         table.columns = pd.RangeIndex(count, name="period")
         return table
-    period = buckets.to_numpy()[found[inside]].astype(np.intp)
+    period = found[inside]
 
     def fold(column: str, kind: str) -> np.ndarray:
         values = frame[column].to_numpy(dtype=float)[inside]
@@ -197,6 +199,31 @@ def _one_series(frame: pd.DataFrame, entity: Any, buckets: pd.Series, count: int
     table = pd.DataFrame([values], index=pd.Index([entity], dtype=object, name="entity"))
     table.columns = pd.RangeIndex(count, name="period")
     return table
+
+
+def _period_of(day: pd.Series, periods: tuple[Period, ...]) -> np.ndarray:
+    """Each row's period (as `_buckets` numbers them), -1 for a day in none: looked up in a table
+    of the periods' days by the day's number, not by hashing each timestamp."""
+    low, table = _day_table(periods)
+    days = day.to_numpy().astype("datetime64[D]").view(np.int64) - low
+    inside = (days >= 0) & (days < len(table))
+    found = np.full(len(days), -1, dtype=np.intp)
+    found[inside] = table[days[inside]]
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _day_table(periods: tuple[Period, ...]) -> tuple[int, np.ndarray]:
+    """`_buckets(periods)` as the first day's number and each following day's period, -1 for a
+    day in none."""
+    buckets = _buckets(periods)
+    days = buckets.index.to_numpy().astype("datetime64[D]").view(np.int64)
+    if not len(days):
+        return 0, np.zeros(0, dtype=np.intp)
+    low = int(days.min())
+    table = np.full(int(days.max()) - low + 1, -1, dtype=np.intp)
+    table[days - low] = buckets.to_numpy().astype(np.intp)
+    return low, table
 
 
 def _group_of(entity: pd.Series, groups: pd.Series) -> Any:
@@ -277,15 +304,14 @@ class KpiData:
         """A value per entity (or group) and period: one row per entity, one column per period."""
         if groups is not None and self.how in ("sum", "ratio") and groups.nunique() == 1:
             # Everyone (or one group) as one line: adding up each day first changes nothing.
-            found = pd.Series(_group_of(self.frame["entity"], groups)).notna().to_numpy()
+            group = _group_of(self.frame["entity"], groups)
+            found = group.codes >= 0 if isinstance(group, pd.Categorical) else pd.notna(group)
             rows = self.frame if found.all() else self.frame[found]
-            return _one_series(
-                rows, groups.dropna().iloc[0], _buckets(tuple(periods)), len(periods), self.how
-            )
+            return _one_series(rows, groups.dropna().iloc[0], tuple(periods), len(periods), self.how)
         frame = self.frame if groups is None else combine_entities(self.frame, groups, self.how)
         alone = _one_entity(frame["entity"])
         if alone is not None and self.how != "last":  # one row: folded per period in numpy
-            return _one_series(frame, alone, _buckets(tuple(periods)), len(periods), self.how)
+            return _one_series(frame, alone, tuple(periods), len(periods), self.how)
         return _series(frame, periods, self.how)
 
     def typical(self, window: Period, length_days: int) -> pd.Series:

@@ -161,19 +161,13 @@ def _series(frame: pd.DataFrame, periods: list[Period], how: str) -> pd.DataFram
     return _plain(table.reindex(columns=range(len(periods))))
 
 
-def _one_series(
-    frame: pd.DataFrame, entity: Any, periods: tuple[Period, ...], count: int, how: str
-) -> pd.DataFrame:
+def _one_series(frame: pd.DataFrame, entity: Any, periods: tuple[Period, ...], how: str) -> pd.DataFrame:
     """`series` for rows that make one line (one entity's, or a group's added up): each period's
     sum, mean, max or pooled ratio, as `aggregate` folds them, without grouping. Rows in no
     period are left out; with none left, there is no line."""
+    count = len(periods)
     found = _period_of(frame["day"], periods)
     inside = found >= 0
-    if not inside.any():
-        values = np.empty((0, count))
-        table = pd.DataFrame(values, index=pd.Index([], dtype=object, name="entity"))
-        table.columns = pd.RangeIndex(count, name="period")
-        return table
     period = found[inside]
 
     def fold(column: str, kind: str) -> np.ndarray:
@@ -189,14 +183,15 @@ def _one_series(
                 result = result / np.maximum(seen, 1)
         return np.where(seen > 0, result, np.nan)  # a period without a value has none (min_count=1)
 
-    if how == "ratio":
+    if not inside.any():
+        lines, names = np.empty((0, count)), []
+    elif how == "ratio":
         numerator, denominator = fold("numerator", "sum"), fold("denominator", "sum")
         with np.errstate(divide="ignore", invalid="ignore"):
-            values = np.where(denominator != 0, numerator / denominator, np.nan)
+            lines, names = [np.where(denominator != 0, numerator / denominator, np.nan)], [entity]
     else:
-        values = fold("value", how)
-    # Periods with rows but no value are missing, as are periods without rows.
-    table = pd.DataFrame([values], index=pd.Index([entity], dtype=object, name="entity"))
+        lines, names = [fold("value", how)], [entity]
+    table = pd.DataFrame(lines, index=pd.Index(names, dtype=object, name="entity"))
     table.columns = pd.RangeIndex(count, name="period")
     return table
 
@@ -307,11 +302,11 @@ class KpiData:
             group = _group_of(self.frame["entity"], groups)
             found = group.codes >= 0 if isinstance(group, pd.Categorical) else pd.notna(group)
             rows = self.frame if found.all() else self.frame[found]
-            return _one_series(rows, groups.dropna().iloc[0], tuple(periods), len(periods), self.how)
+            return _one_series(rows, groups.dropna().iloc[0], tuple(periods), self.how)
         frame = self.frame if groups is None else combine_entities(self.frame, groups, self.how)
         alone = _one_entity(frame["entity"])
         if alone is not None and self.how != "last":  # one row: folded per period in numpy
-            return _one_series(frame, alone, tuple(periods), len(periods), self.how)
+            return _one_series(frame, alone, tuple(periods), self.how)
         return _series(frame, periods, self.how)
 
     def typical(self, window: Period, length_days: int) -> pd.Series:

@@ -47,7 +47,7 @@ class JobRun:
     _rows: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
     # The entities this run was narrowed to by `scoped`, if it was: narrowing again to these or
     # more changes nothing (a batch of one owner's report, built from the batch's run).
-    _within: frozenset[str] | None = field(default=None, repr=False, compare=False)
+    _narrowed_to: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -70,7 +70,7 @@ class JobRun:
         if entities is None:
             return self
         keep = frozenset(entities)
-        if self._within is not None and self._within <= keep:
+        if self._narrowed_to is not None and self._narrowed_to <= keep:
             return self
         kpis = {
             name: replace(kpi, frame=self._rows_of(name, kpi, entities)) for name, kpi in self.kpis.items()
@@ -83,7 +83,7 @@ class JobRun:
             findings=findings,
             entities=self.entities[self.entities.index.isin(keep)],
             _rows={},  # its frames are new: its own split, if it is narrowed again
-            _within=keep if self._within is None else keep & self._within,
+            _narrowed_to=keep if self._narrowed_to is None else keep & self._narrowed_to,
         )
 
     def _rows_of(self, name: str, kpi: KpiData, entities: list[str]) -> pd.DataFrame:

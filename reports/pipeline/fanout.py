@@ -130,12 +130,8 @@ def render_batch(work: Fanout, recipients: list[Recipient], env: jinja2.Environm
     done = Batch(reports=len(recipients))
     entities = [e for r in recipients for e in (r.entities or ())]
     scoped = work.run.scoped(entities)  # the batch's rows, looked up once for all its reports
-    try:
+    with _said(done, work, recipients):
         done.rendered = render_for(work.config, scoped, recipients, work.folder, env, work.now)
-    except HeraldError as exc:
-        done.error = f"{', '.join(r.label for r in recipients[:3])}: {exc}"
-    except OSError as exc:
-        done.error = f"cannot write {exc.filename or work.folder}: {exc.strerror or exc}"
     if light:
         done.rendered = [_light(r) for r in done.rendered]
     return done
@@ -150,13 +146,20 @@ def send_batch(
     recipients: list[Recipient],
 ) -> None:
     """Plan, record, then send the deliveries of a batch's rendered reports (into `done`)."""
-    try:
+    with _said(done, work, recipients):
         planned = plan(work.config, done.rendered, env)
         job, as_of = work.run.job, work.run.as_of.isoformat()
         pending, done.outcomes = record(
             planned, store, work.run_id, job, as_of, work.resend, filing(channels)
         )
         done.outcomes += deliver(pending, channels, store, work.config.delivery)
+
+
+@contextmanager
+def _said(done: Batch, work: Fanout, recipients: list[Recipient]) -> Iterator[None]:
+    """A batch's failure as one line in `done.error`, naming whose reports it was."""
+    try:
+        yield
     except HeraldError as exc:
         done.error = f"{', '.join(r.label for r in recipients[:3])}: {exc}"
     except OSError as exc:
@@ -269,10 +272,16 @@ class Chunks:
     """A run's batches as tasks for workers: a batch of more than CHUNK reports is rendered in
     chunks, so that one owner of hundreds of projects keeps every worker busy to the end rather
     than one worker for minutes, and their message goes out (from the process that hands out
-    the tasks) once the last chunk is written. A smaller batch is rendered and sent in one task."""
+    the tasks, with its `env`, `channels` and `store`) once the last chunk is written. A smaller
+    batch is rendered and sent in one task."""
 
-    def __init__(self, groups: list[list[Recipient]]) -> None:
-        self.groups = groups
+    def __init__(
+        self,
+        work: Fanout,
+        groups: list[list[Recipient]],
+        parent: tuple[jinja2.Environment, dict[str, Notifier], Store],
+    ) -> None:
+        self.work, self.groups, self.parent = work, groups, parent
         self.left = {i: -(-len(g) // CHUNK) for i, g in enumerate(groups) if len(g) > CHUNK}
         self.gathered = {i: Batch(reports=len(groups[i])) for i in self.left}
 
@@ -285,10 +294,8 @@ class Chunks:
                 for start in range(0, len(group), CHUNK):
                     yield index, group[start : start + CHUNK], False
 
-    def arrived(
-        self, index: int, done: Batch, send: Callable[[Batch, list[Recipient]], None]
-    ) -> Batch | None:
-        """A task's result: the whole batch once it is complete (sent by `send` if nothing in it
+    def arrived(self, index: int, done: Batch) -> Batch | None:
+        """A task's result: the whole batch once it is complete (sent from here if nothing in it
         failed), None while chunks of it are still out."""
         if index not in self.left:
             return done
@@ -300,7 +307,7 @@ class Chunks:
             return None
         del self.left[index], self.gathered[index]
         if whole.error is None:
-            send(whole, self.groups[index])
+            send_batch(self.work, whole, *self.parent, self.groups[index])
         return whole
 
 
@@ -316,13 +323,8 @@ def _pooled(
     import weasyprint  # noqa: F401 — loaded once here, inherited warm by every worker
 
     _WORK = work
-    chunks = Chunks(groups)
+    chunks = Chunks(work, groups, parent)
     waiting = deque(chunks.tasks())
-    env, channels, store = parent
-
-    def send(whole: Batch, group: list[Recipient]) -> None:
-        send_batch(work, whole, env, channels, store, group)
-
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), initializer=_start_worker)
     try:
         running: deque[tuple[int, Future[Batch]]] = deque()
@@ -346,7 +348,7 @@ def _pooled(
                     "see the system log (out of memory?); run the job again: nothing already sent is sent twice",
                 ) from None
             tell(batch)
-            whole = chunks.arrived(index, batch, send)
+            whole = chunks.arrived(index, batch)
             if whole is not None:
                 yield whole
         if stopped:

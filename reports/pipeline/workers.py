@@ -44,7 +44,7 @@ from reports.errors import HeraldError, UsageError
 from reports.logs import remember
 from reports.pipeline.compute import JobRun
 from reports.pipeline.deliver import Interrupted, channels_for
-from reports.pipeline.fanout import Batch, Chunks, Fanout, render_batch, run_batch, send_batch
+from reports.pipeline.fanout import Batch, Chunks, Fanout, render_batch, run_batch
 from reports.report.model import Recipient
 from reports.store import Store
 
@@ -141,13 +141,8 @@ def on_workers(
     where = broker_name(work.config.celery.broker)
     patience = visibility_timeout(work.config) + work.config.celery.task_timeout.total_seconds() + 60
     fingerprint = digest(work.config)
-    chunks = Chunks(groups)
+    chunks = Chunks(work, groups, parent)
     waiting = deque(chunks.tasks())
-    env, channels, store = parent
-
-    def send(whole: Batch, group: list[Recipient]) -> None:
-        send_batch(work, whole, env, channels, store, group)
-
     running: dict[str, tuple[AsyncResult, int, list[Recipient]]] = {}
     arrived: deque[AsyncResult] = deque()
     stopped = False
@@ -180,7 +175,7 @@ def on_workers(
                     result.forget()
                 heard = time.monotonic()
                 tell(batch)
-                whole = chunks.arrived(index, batch, send)
+                whole = chunks.arrived(index, batch)
                 if whole is not None:
                     yield whole
             if time.monotonic() - heard > patience:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 from datetime import UTC, date, datetime
 from email import policy
 from pathlib import Path
@@ -76,6 +77,11 @@ def test_an_executive_report_on_late_data_is_marked_not_presented_as_current(her
     html = (folder / "executive_weekly-2026-11-22.html").read_text()
     assert "Some data is stale:" in html and "Data is older than its freshness limit" in html
     assert "Some data is late or stale:" in (folder / "email.html").read_text()
+    # Every KPI is two days behind: each has its row in the freshness table, none is called up to date.
+    section = html.split("<h2>Data freshness</h2>")[1]
+    cards = re.findall(r'<div class="label">([^<]+)</div>', html)
+    assert re.findall(r"<tr>\s*<td>([^<]+)</td>", section) == cards and len(cards) == 6
+    assert "20 Nov 2026" in section and "up to date" not in section
 
 
 def test_withheld_when_late_sends_the_notice_but_no_report(herald, tmp_path, late_db):

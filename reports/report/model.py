@@ -118,6 +118,11 @@ class Freshness:
     limit: timedelta | None
     stale: bool
 
+    @property
+    def up_to_date(self) -> bool:
+        """Data through the end of the as-of day: nothing for a reader to weigh."""
+        return not self.stale and self.age is not None and not self.age
+
 
 @dataclass(frozen=True)
 class Definition:

@@ -227,7 +227,14 @@ def test_one_entitys_rows_combine_as_the_grouped_path_does(how):
     pd.testing.assert_frame_equal(combine_entities(alone.frame, groups, how), expected)
     assert combine_entities(alone.frame, pd.Series({"p2": "south"}), how).empty  # in no group
     week = Period(date(2026, 11, 1), date(2026, 11, 7))
-    assert alone.total(week) == pytest.approx(both.rollup(groups, week)["north"], nan_ok=True)
+    for period in (
+        week,
+        Period(date(2026, 11, 1), date(2026, 11, 1)),
+        Period(date(2026, 12, 1), date(2026, 12, 7)),
+    ):
+        rolled = both.rollup(groups, period)  # 1 Nov: a row without a value; December: no rows
+        expected = rolled["north"] if "north" in rolled else float("nan")
+        assert alone.total(period) == pytest.approx(expected, nan_ok=True), period
     pd.testing.assert_frame_equal(
         alone.series([week], alone.everyone()),
         both.series([week], groups).loc[["north"]].rename({"north": "all"}),
@@ -306,10 +313,13 @@ def test_one_entitys_series_is_folded_as_grouping_folds_it(how):
     for periods in (weeks, weeks[1:2], weeks[4:]):
         expected = _series(data.frame, periods, how)
         pd.testing.assert_frame_equal(data.series(periods), expected)
-        group = pd.Series({"a": "all"}, name="all")
-        pd.testing.assert_frame_equal(
-            data.series(periods, group), _series(combine_entities(data.frame, group, how), periods, how)
-        )
+        for group in (
+            pd.Series({"a": "all"}),
+            pd.Series({"z": "elsewhere"}),
+            pd.Series({"a": None, "z": "x"}),
+        ):
+            expected = _series(combine_entities(data.frame, group, how), periods, how)
+            pd.testing.assert_frame_equal(data.series(periods, group), expected)
     assert data.series(weeks[4:]).empty  # rows, but none in any period: no row, as grouped
 
 

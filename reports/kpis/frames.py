@@ -61,12 +61,18 @@ def aggregate(frame: pd.DataFrame, keys: list[str], how: str) -> pd.Series:
 
 
 def _fold(rows: pd.DataFrame, how: str) -> float:
-    """Every row into one value, as `aggregate` folds a group (sum, max or a pooled ratio)."""
+    """Every row into one value, as `aggregate` folds a group. A mean or last value of rows
+    from more than one entity is not the group's: see `KpiData.total`."""
     if how == "ratio":
         numerator = rows["numerator"].sum(min_count=1)
         denominator = rows["denominator"].sum(min_count=1)
         return float(numerator / denominator) if denominator != 0 else float("nan")
-    return float(rows["value"].sum(min_count=1) if how == "sum" else rows["value"].max())
+    if how == "last":
+        known = rows["value"].notna().to_numpy()
+        days = rows["day"].to_numpy()[known]
+        return float(rows["value"].to_numpy()[known][days.argmax()]) if len(days) else float("nan")
+    value = rows["value"]
+    return float(value.sum(min_count=1) if how == "sum" else value.max() if how == "max" else value.mean())
 
 
 def _plain(result: Any) -> Any:
@@ -225,8 +231,14 @@ def _group_of(entity: pd.Series, groups: pd.Series) -> Any:
     """Each row's group: looked up once per distinct entity, not once per row."""
     if not isinstance(entity.dtype, pd.CategoricalDtype):
         return entity.map(groups)
-    found = pd.Index(entity.cat.categories).map(groups)
     rows = entity.cat.codes.to_numpy()
+    categories = entity.cat.categories
+    if len(rows) < len(categories) and (rows >= 0).all():
+        # A narrowed frame (one report's entities) keeps every entity of the run as a category:
+        # look up only those it has rows of.
+        used, rows = np.unique(rows, return_inverse=True)
+        categories = categories.take(used)
+    found = pd.Index(categories).map(groups)
     try:
         codes, names = pd.factorize(found, sort=True)  # entities in no group get -1: missing
     except TypeError:  # groups of mixed kinds cannot be sorted as one: group them as objects
@@ -256,8 +268,9 @@ class KpiData:
         if period not in self._periods:
             if len(self._periods) >= 4:
                 self._periods.pop(next(iter(self._periods)))
-            days = self.frame["day"]
-            self._periods[period] = self.frame[(days >= _ts(period.start)) & (days <= _ts(period.end))]
+            days = self.frame["day"].to_numpy()
+            first, last = np.datetime64(period.start, "D"), np.datetime64(period.end + timedelta(days=1), "D")
+            self._periods[period] = self.frame[(days >= first) & (days < last)]
         return self._periods[period]
 
     def everyone(self) -> pd.Series:
@@ -275,8 +288,10 @@ class KpiData:
 
     def total(self, period: Period) -> float:
         """All entities together over `period`."""
-        if self.how in ("sum", "max", "ratio"):  # adding up each day first changes nothing
-            return _fold(self._within(period), self.how)
+        rows = self._within(period)
+        # Adding up each day first changes no sum, max or ratio; one entity's days are everyone's.
+        if self.how in ("sum", "max", "ratio") or _one_entity(rows["entity"]) is not None:
+            return _fold(rows, self.how)
         result = self.rollup(self.everyone(), period)
         return float(result.iloc[0]) if len(result) else float("nan")
 
@@ -297,6 +312,11 @@ class KpiData:
 
     def series(self, periods: list[Period], groups: pd.Series | None = None) -> pd.DataFrame:
         """A value per entity (or group) and period: one row per entity, one column per period."""
+        alone = _one_entity(self.frame["entity"])
+        if alone is not None and self.how != "last":  # one entity's rows: one line, folded in numpy
+            name = alone if groups is None else groups.get(alone)
+            if name is not None and not pd.isna(name):  # (in no group: no line, as grouped)
+                return _one_series(self.frame, name, tuple(periods), self.how)
         if groups is not None and self.how in ("sum", "ratio") and groups.nunique() == 1:
             # Everyone (or one group) as one line: adding up each day first changes nothing.
             group = _group_of(self.frame["entity"], groups)
@@ -305,7 +325,7 @@ class KpiData:
             return _one_series(rows, groups.dropna().iloc[0], tuple(periods), self.how)
         frame = self.frame if groups is None else combine_entities(self.frame, groups, self.how)
         alone = _one_entity(frame["entity"])
-        if alone is not None and self.how != "last":  # one row: folded per period in numpy
+        if alone is not None and self.how != "last":  # one group's rows
             return _one_series(frame, alone, tuple(periods), self.how)
         return _series(frame, periods, self.how)
 

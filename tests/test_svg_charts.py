@@ -14,7 +14,7 @@ from reports.render import renderer
 from reports.render.drawn import Charts
 from reports.render.html import email_body
 from reports.render.style import BAD, GOOD, PRIMARY
-from reports.render.svg import draw_distribution, draw_movers, draw_trend, ticks
+from reports.render.svg import TICK, draw_distribution, draw_movers, draw_trend, text_width, ticks
 from reports.render.templates import environment
 from reports.report.build import build_report
 from reports.report.model import EVERYONE
@@ -35,8 +35,35 @@ def parse(svg: str) -> ElementTree.Element:
     return ElementTree.fromstring(svg)  # raises on anything that is not well-formed XML
 
 
+def placed(svg: str) -> list[tuple[str, float, float]]:
+    """Every label with where it starts and its baseline, as a reader sees them: a text element
+    whose letters are placed one by one holds several labels, each starting where the letter
+    before it did not end."""
+    found: list[tuple[str, float, float]] = []
+    for element in parse(svg).iter(f"{NS}text"):
+        text = element.text or ""
+        xs = [float(v) for v in element.get("x", "").split()]
+        ys = [float(v) for v in element.get("y", "").split()]
+        if len(xs) <= 1:
+            found.append((text, xs[0], ys[0]))
+            continue
+        assert len(xs) == len(ys) == len(text), "a place for every letter"
+        for i, c in enumerate(text):
+            ends = xs[i - 1] + text_width(text[i - 1], TICK) if i else math.nan
+            if ys[i] == ys[i - 1] and abs(xs[i] - ends) <= 0.2:
+                label, x, y = found[-1]
+                found[-1] = (label + c, x, y)
+            else:
+                found.append((c, xs[i], ys[i]))
+    return found
+
+
 def texts(svg: str) -> list[str]:
-    return [t.text or "" for t in parse(svg).iter(f"{NS}text")]
+    return [label for label, _, _ in placed(svg)]
+
+
+def elements(svg: str) -> int:
+    return sum(1 for _ in parse(svg).iter(f"{NS}text"))
 
 
 def lines(svg: str, colour: str) -> list[ElementTree.Element]:
@@ -86,7 +113,7 @@ def test_the_axis_from_the_report_is_the_axis_drawn():
     svg = draw_trend("Events", "count", ["Aug", "Sep"], [90_000, 100_000], [None, None], axis=[0, 110_000])
     assert texts(svg)[1:4] == ["0", "50k", "100k"]  # a count starts at zero, not at the data
     root = parse(svg)
-    level = {t.text: float(t.get("y")) - 2.9 for t in root.iter(f"{NS}text")}  # labels sit on their line
+    level = {label: y - 2.9 for label, _, y in placed(svg)}  # labels sit on their line
     (dots,) = [p.get("d") for p in root.iter(f"{NS}path") if p.get("stroke-linecap") == "round"]
     points = [float(y) for y in re.findall(r"M[\d.]+ ([\d.]+)h0", dots)]
     scale = (level["100k"] - level["0"]) / 100_000
@@ -95,6 +122,26 @@ def test_the_axis_from_the_report_is_the_axis_drawn():
         draw_trend("Bounce", "percent", ["a", "b"], [0.429, 0.43], [None] * 2, axis=[0.4048, 0.4548])
     )
     assert [t for t in rate if t.endswith("%")] == ["41%", "42%", "43%", "44%", "45%"]
+
+
+def test_tick_labels_are_one_text_element_with_each_letter_placed():
+    svg = draw_trend(
+        "Events", "count", ["Aug 2026", "Sep 2026"], [90_000, 100_000], [None, None], [0, 110_000]
+    )
+    root = parse(svg)
+    assert len(list(root.iter(f"{NS}text"))) == 2  # the title, and every tick label in one
+    where = {label: (x, y) for label, x, y in placed(svg)}
+    assert list(where) == ["Events", "0", "50k", "100k", "Aug 2026", "Sep 2026"]
+    ends = {label: where[label][0] + text_width(label, TICK) for label in ("0", "50k", "100k")}
+    assert len({round(end, 1) for end in ends.values()}) == 1  # the value labels end on one line
+    (dots,) = [p.get("d") for p in root.iter(f"{NS}path") if p.get("stroke-linecap") == "round"]
+    centres = [float(x) for x in re.findall(r"M([\d.]+) [\d.]+h0", dots)]
+    middles = [where[m][0] + text_width(m, TICK) / 2 for m in ("Aug 2026", "Sep 2026")]
+    assert middles == pytest.approx(centres, abs=0.15)  # each period's label centred on its point
+    # A label beyond ASCII keeps an element of its own, laid out by the font itself.
+    movers = draw_movers("m", "count", ["Zoë Ltd", "株式会社", "Acme"], [1.0, -1.0, 2.0])
+    assert len(list(parse(movers).iter(f"{NS}text"))) == 4  # title, two names, the rest in one
+    assert {"Zoë Ltd", "株式会社", "Acme"} <= set(texts(movers))
 
 
 def test_names_from_the_warehouse_are_text_not_markup():

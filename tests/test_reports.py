@@ -274,3 +274,19 @@ def test_a_report_file_is_named_for_its_recipient_or_else_by_their_id():
     assert Recipient("p0005", 'Smith & Sons "<Retail>"').slug == "smith-sons-retail"
     assert Recipient("p0009", "חנות הספרים").slug == "p0009"  # no Latin letters: the id, not "recipient"
     assert Recipient("ש", "ש").slug == "recipient"
+
+
+def test_a_project_without_a_crm_gets_its_card_but_no_empty_chart(demo_db, tmp_path):
+    config, run = job_run(demo_folder(tmp_path, demo_db), "project_health")
+    (without,) = sql(
+        demo_db,
+        "SELECT MIN(project_id) FROM projects WHERE project_id NOT IN (SELECT project_id FROM crm_syncs)",
+    )
+    (using,) = sql(demo_db, "SELECT MIN(project_id) FROM crm_syncs")
+    each = {r.key: r for r in recipients(config, run)}
+    bare, synced = (build_report(config, run, each[p], NOW) for p in (without, using))
+    assert [c.value for c in bare.cards if c.kpi == "crm_sync_rate"] == [None]  # the card says "—"
+    assert "crm_sync_rate" not in {t.kpi for t in bare.trends}
+    assert len(bare.trends) == len(synced.trends) - 1 and len(bare.charts) == len(bare.trends)
+    _, text = pdf_text(renderer("pdf", environment()).render(bare))
+    assert "CRM SYNC SUCCESS RATE" in text and "CRM sync success rate" not in text  # card, no chart

@@ -140,8 +140,8 @@ def build_report(
             continue
         report.definitions.append(_definition(config, name))
         report.freshness.append(_freshness(kpi, clock))
-        if "trends" in sections:
-            report.trends.append(_trend(report, kpi, report_config.trend_periods, clock))
+        if "trends" in sections and (trend := _trend(report, kpi, report_config.trend_periods, clock)):
+            report.trends.append(trend)
     report.freshness += [_freshness(k, clock) for n, k in scoped.kpis.items() if n not in report_config.kpis]
     headline = next((scoped.kpis[n] for n in report_config.kpis if n in scoped.kpis), None)
     # Movers and the spread of changes say nothing about one entity: its report leaves them out.
@@ -190,7 +190,9 @@ def _card(config: HeraldConfig, run: JobRun, name: str) -> KpiCard:
     )
 
 
-def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend:
+def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend | None:
+    """The KPI's last `count` periods and the `count` before; None when it has no figure in any
+    of them (a project without a CRM integration): an empty chart tells the reader nothing."""
     spans = clock.trailing(2 * count)
     table = kpi.series(spans, kpi.everyone())
     values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
@@ -200,6 +202,8 @@ def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend:
         first, last = np.datetime64(span.start, "D"), np.datetime64(span.end, "D")
         if covered.searchsorted(last, "right") - covered.searchsorted(first) < span.days:
             values[index] = None
+    if all(v is None for v in values):
+        return None
     labels = [
         f"{p.start.day} {p.start:%b}" if report.grain != "month" else f"{p.start:%b %Y}"
         for p in spans[count:]

@@ -89,7 +89,7 @@ class EmailNotifier(Notifier):
     name = "email"
     delivery = EmailDelivery
     settings = EmailSettings
-    shows = frozenset({"trends"})  # the body's headline chart
+    shows = frozenset({"headline"})  # the body's one chart: the first KPI's trend
 
     def __init__(self, settings: EmailSettings) -> None:
         self.config = settings

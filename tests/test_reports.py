@@ -17,6 +17,7 @@ import pytest
 from reports.formatting import format_value
 from reports.render import renderer
 from reports.render.html import email_body
+from reports.render.outputs import sections
 from reports.render.slack import slack_message
 from reports.render.templates import charts, environment
 from reports.report.build import build_all, build_report, recipients
@@ -290,3 +291,14 @@ def test_a_project_without_a_crm_gets_its_card_but_no_empty_chart(demo_db, tmp_p
     assert len(bare.trends) == len(synced.trends) - 1 and len(bare.charts) == len(bare.trends)
     _, text = pdf_text(renderer("pdf", environment()).render(bare))
     assert "CRM SYNC SUCCESS RATE" in text and "CRM sync success rate" not in text  # card, no chart
+
+
+def test_an_email_with_a_workbook_computes_only_the_trend_its_body_shows(demo_db, tmp_path):
+    config, run = job_run(demo_folder(tmp_path, demo_db), "analyst_monthly")  # xlsx, by email
+    assert sections(run) == {"rollups", "daily", "headline"}
+    report = build_report(config, run, EVERYONE, NOW, sections(run))
+    everything = build_report(config, run, EVERYONE, NOW)
+    assert len(everything.trends) == len(config.reports["analyst_monthly"].kpis)
+    assert report.trends == everything.trends[:1] and list(report.charts) == [report.trends[0].chart]
+    body = email_body(environment(), report, [])
+    assert len(body.inline) == 1 and f'alt="{report.charts[report.trends[0].chart].alt}"' in body.html

@@ -29,8 +29,9 @@ from reports.report.model import (
 )
 
 # The parts of a report that cost more than its cards and findings; a caller that knows which
-# ones its outputs show (see reports/render/outputs.py) asks for only those.
-SECTIONS = frozenset({"trends", "movers", "rollups", "daily"})
+# ones its outputs show (see reports/render/outputs.py) asks for only those. "headline" is the
+# first trend alone (an email's one chart), which "trends" includes.
+SECTIONS = frozenset({"trends", "headline", "movers", "rollups", "daily"})
 
 
 def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
@@ -140,7 +141,8 @@ def build_report(
             continue
         report.definitions.append(_definition(config, name))
         report.freshness.append(_freshness(kpi, clock))
-        if "trends" in sections and (trend := _trend(report, kpi, report_config.trend_periods, clock)):
+        wanted = "trends" in sections or ("headline" in sections and not report.trends)
+        if wanted and (trend := _trend(report, kpi, report_config.trend_periods, clock)):
             report.trends.append(trend)
     report.freshness += [_freshness(k, clock) for n, k in scoped.kpis.items() if n not in report_config.kpis]
     headline = next((scoped.kpis[n] for n in report_config.kpis if n in scoped.kpis), None)

@@ -21,7 +21,8 @@ from reports.errors import KpiError
 from reports.kpis.frames import KpiData, load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.kpis.rows import _doubled, entity_ids, finite
-from reports.render.xlsx import Styles, _RowWriter, write_table
+from reports.render.xlsx import Styles, write_table
+from reports.render.xlsx_rows import RowWriter
 from reports.sources import Source, open_source
 from reports.sources.bigquery import BigQueryConfig
 from reports.sources.duckdb import DuckDBConfig
@@ -452,7 +453,7 @@ def test_whole_rows_read_back_as_the_cell_by_cell_writer_writes_them(tmp_path, m
     frame = awkward_frame()
     streamed = written(frame, tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(_RowWriter, "fits", staticmethod(lambda sheet: False))
+        patch.setattr(RowWriter, "fits", staticmethod(lambda sheet: False))
         by_cell = written(frame, tmp_path)
     assert streamed.sheetnames == by_cell.sheetnames == ["Data", "Data (2)", "Data (3)"]
     for name in streamed.sheetnames:

@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+import zlib
 from datetime import date, datetime
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ import xlsxwriter
 from reports.render import renderer
 from reports.render.templates import environment
 from reports.render.xlsx import CHANGE_PP, MAX_ROWS, TONE_COLOURS, Styles, _through, write_table
+from reports.render.xlsx_rows import ZIP_LEVEL
 from reports.report.build import build_report
 from reports.report.model import EVERYONE
 from tests.conftest import NOW, demo_folder, job_run
@@ -273,3 +275,16 @@ def test_bulk_rows_continue_on_further_sheets_past_the_row_limit():
 def test_missing_numbers_are_empty_cells():
     book = write(pd.DataFrame({"value": [1.0, float("nan"), 3.0]}))
     assert [r[0] for r in book["Data"].iter_rows(min_row=2, values_only=True)] == [1, None, 3]
+
+
+def test_the_workbook_is_zipped_at_herald_s_level(workbook):
+    """XlsxWriter has no setting for it: each part is deflated at ZIP_LEVEL, and reads back whole."""
+    *_, data = workbook
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        (bulk,) = [i for i in archive.infolist() if i.filename == "xl/worksheets/sheet2.xml"]
+        xml = archive.read(bulk)
+        raw = data[bulk.header_offset + 30 + len(bulk.filename) + len(bulk.extra) :][: bulk.compress_size]
+    assert bulk.compress_type == zipfile.ZIP_DEFLATED and b"<sheetData>" in xml
+    packer = zlib.compressobj(ZIP_LEVEL, zlib.DEFLATED, -15)
+    assert raw == packer.compress(xml) + packer.flush()
+    assert ZIP_LEVEL != 6  # zlib's default, which XlsxWriter would use

@@ -108,12 +108,19 @@ def machine(plan: Plan) -> list[str]:
         f"Machine: {usable} cores ({model}), {memory:.0f} GB RAM; load average at start {load_average()}",
         f"Python {platform.python_version()}, WeasyPrint {_version('weasyprint')}, libharfbuzz-subset {harfbuzz}",
         f"Herald: {_revision()}",
-        f"Command: `{command}{' ' + extra if extra else ''}`"
+        f"Command: `{command}{_arguments(command, extra)}`"
         + (" (**quick**: demo size, not comparable with the targets)" if plan.quick else ""),
         f"Warehouse: {plan.projects:,} projects × {plan.days} days (`reports.demo.build`, seed 7), "
         f"and {plan.small_projects:,} × {plan.small_days} for queries per run; each figure is the "
         f"median of {plan.trials} run{'s' if plan.trials > 1 else ''}, the runs of each comparison in turn",
     ]
+
+
+def _arguments(command: str, extra: str) -> str:
+    """The bench's own arguments as the user gave them: to make, through BENCH_ARGS."""
+    if not extra:
+        return ""
+    return f' BENCH_ARGS="{extra}"' if command == "make bench" else f" {extra}"
 
 
 def _version(package: str) -> str:

@@ -24,7 +24,7 @@ from reports.formatting import format_value, standing, table
 from reports.kpis.periods import default_as_of
 from reports.pipeline.compute import JobRun, check_jobs, compute_job, job_clock
 from reports.pipeline.execute import JobOutcome, execute, retry_failures, summary
-from reports.render.outputs import render_run
+from reports.render.outputs import render_run, shown
 from reports.render.templates import environment
 from reports.report.build import recipients
 from reports.report.model import EVERYONE, Recipient
@@ -316,7 +316,7 @@ def preview(
     progress, sources = Progress(talk), Sources(config)
     progress.start(job)
     try:
-        job_run = compute_job(config, job, as_of, sources, progress)
+        job_run = compute_job(config, job, as_of, sources, progress, shown(config.reports[job]))
         who = None if recipient is None else _recipient(config, job_run, recipient)
         env = environment(config.templates_dir)
         rendered = render_run(

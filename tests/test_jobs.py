@@ -3,10 +3,11 @@
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 
 from reports import demo
@@ -14,6 +15,9 @@ from reports.commands import next_fire
 from reports.config.load import load_config
 from reports.kpis import periods
 from reports.pipeline.compute import compute_job
+from reports.render.outputs import shown
+from reports.report.build import build_report
+from reports.report.model import EVERYONE
 from reports.sources.pool import Sources
 from tests.conftest import ROOT, demo_folder, execute_job
 
@@ -236,6 +240,39 @@ def test_a_job_run_rolls_up_by_dimension(demo_config):
     assert {"value", "reference", "change", "change_pct"} <= set(cards.columns)
     trend = events.series(periods.trailing(run.as_of, "week", 12), run.groups("owner"))
     assert trend.shape[1] == 12 and set(trend.index) == set(run.entities["owner"])
+
+
+def test_each_kpi_is_read_only_as_far_back_as_its_uses_need(demo_config):
+    """One query per KPI still, but not a year of rows for a KPI shown only as this period's card:
+    the hourly feed behind a stale-data rule is read for a week, not for the 56 days the failure
+    spike's baseline needs; the analyst's email draws one headline chart, so only its KPI is read
+    for a trend."""
+    config = load_config(demo_config)
+    sources = Sources(config)
+    as_of = datetime(2026, 11, 22).date()
+    try:
+        cs = compute_job(
+            config, "cs_daily_alerts", as_of, sources, shows=shown(config.reports["cs_daily_alerts"])
+        )
+        analyst = compute_job(
+            config, "analyst_monthly", as_of, sources, shows=shown(config.reports["analyst_monthly"])
+        )
+    finally:
+        sources.close()
+    hourly = cs.kpis["business_hours_pageviews"]
+    assert (hourly.window.start, hourly.window.end) == (
+        date(2026, 11, 15),
+        as_of,
+    )  # a week, for its newest row
+    assert hourly.frame["day"].min() >= pd.Timestamp("2026-11-15")
+    assert cs.kpis["job_failure_rate"].window.start <= date(2026, 9, 26)  # the 56-day baseline
+    assert cs.window.start == cs.kpis["job_failure_rate"].window.start  # the widest, for messages
+    assert cs.findings and {f.rule for f in cs.findings} >= {"traffic_feed_stale", "job_failure_spike"}
+    assert analyst.kpis["events"].window.start <= date(2024, 12, 1)  # 12 months and the 12 before
+    assert analyst.kpis["sessions"].window.start == date(2026, 10, 1)  # this month and the last
+    report = build_report(config, analyst, EVERYONE, datetime(2026, 11, 23, 6, tzinfo=ZoneInfo("UTC")))
+    assert [t.kpi for t in report.trends] == ["events"]  # every section asked: still no short trend
+    assert {c.kpi for c in report.cards if c.value is not None} == set(config.reports["analyst_monthly"].kpis)
 
 
 def test_an_internal_fault_is_one_line_unless_verbose(herald, demo_config, monkeypatch):

@@ -21,10 +21,12 @@ from reports.findings import Finding
 from reports.kpis.frames import KpiData, load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.pipeline.readiness import data_late, refuse_no_data, refuse_the_future
+from reports.report.model import SECTIONS
 from reports.rules.evaluate import evaluate_rule
 from reports.sources.pool import Sources
 
 log = logging.getLogger(__name__)
+NEWEST_LOOKBACK = timedelta(days=7)
 Progress = Callable[[str, int, int], None]
 
 
@@ -33,7 +35,7 @@ class JobRun:
     job: str
     report: ReportConfig
     clock: Clock
-    window: Period
+    window: Period  # the widest of its KPIs' query windows
     entities: pd.DataFrame  # indexed by entity: name and dimension columns
     kpis: dict[str, KpiData] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
@@ -107,17 +109,33 @@ def job_clock(config: HeraldConfig, job: str, as_of: date) -> Clock:
     return Clock(as_of, config.reports[job].period, config.week_start, config.timezone)
 
 
-def query_window(config: HeraldConfig, job: str, clock: Clock) -> Period:
-    """The one range of days every KPI of the job is queried over."""
+def query_windows(
+    config: HeraldConfig, job: str, clock: Clock, shows: frozenset[str] = SECTIONS
+) -> dict[str, Period]:
+    """The days each KPI of the job is queried over, still one query per KPI: the current period
+    and the one before (its card compares them), the trend's periods when the job's outputs
+    (`shows`, the report sections they show) draw one for it, each of its rules' lookback, and at
+    least a week or twice its freshness limit, so a feed that stopped lately still says when it
+    last loaded. A KPI read only for a rule on yesterday is not read for a year of trend charts."""
     report = config.reports[job]
-    # Trend charts draw the periods before the trend too, for comparison.
-    starts = [clock.trailing(2 * report.trend_periods)[0].start, clock.previous.start]
+    rules = config.rules_for(job)
+    names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
+    # Trend charts draw the periods before the trend too, for comparison; the email's headline
+    # chart is the first KPI's.
+    trended = report.kpis if "trends" in shows else report.kpis[:1] if "headline" in shows else []
     now = clock.current
-    for rule in config.rules_for(job):
-        lookback = timedelta(days=rule.when.lookback_days(clock.grain))
-        for runs_back in range(rule.for_runs):
-            starts.append(clock.shift(now, runs_back).start - lookback - timedelta(days=1))
-    return Period(min(starts), clock.as_of)
+    windows = {}
+    for name in names:
+        newest = max(NEWEST_LOOKBACK, 2 * (config.kpis[name].freshness or timedelta()))
+        starts = [clock.previous.start, clock.as_of - timedelta(days=-(-newest // timedelta(days=1)))]
+        if name in trended:
+            starts.append(clock.trailing(2 * report.trend_periods)[0].start)
+        for rule in (r for r in rules if r.kpi == name):
+            lookback = timedelta(days=rule.when.lookback_days(clock.grain))
+            for runs_back in range(rule.for_runs):
+                starts.append(clock.shift(now, runs_back).start - lookback - timedelta(days=1))
+        windows[name] = Period(min(starts), clock.as_of)
+    return windows
 
 
 def late_feeds(config: HeraldConfig, job: str, as_of: date, sources: Sources) -> list[str]:
@@ -148,9 +166,15 @@ def check_jobs(config: HeraldConfig, jobs: list[str]) -> None:
 
 
 def compute_job(
-    config: HeraldConfig, job: str, as_of: date, sources: Sources, progress: Progress | None = None
+    config: HeraldConfig,
+    job: str,
+    as_of: date,
+    sources: Sources,
+    progress: Progress | None = None,
+    shows: frozenset[str] = SECTIONS,
 ) -> JobRun:
-    """Query the job's KPIs once each for every entity and evaluate its rules into findings."""
+    """Query the job's KPIs once each for every entity and evaluate its rules into findings;
+    `shows` are the report sections the job's outputs show (every one unless told)."""
     check_jobs(config, [job])
     report, clock = config.reports[job], job_clock(config, job, as_of)
     refuse_the_future(clock)
@@ -159,14 +183,16 @@ def compute_job(
     names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
     before = sources.queries
     entities = load_entities(config, {config.kpis[n].entity for n in names}, sources)
-    run = JobRun(job, report, clock, window=query_window(config, job, clock), entities=entities)
+    windows = query_windows(config, job, clock, shows)
+    widest = Period(min(w.start for w in windows.values()), clock.as_of) if windows else clock.current
+    run = JobRun(job, report, clock, window=widest, entities=entities)
     for step, name in enumerate(names, start=1):
         if progress:
             progress(f"querying {name}", step, len(names))
         kpi = config.kpis[name]
         try:
             run.kpis[name] = load_kpi(
-                name, kpi, sources[kpi.source], run.window, clock, entities.index.tolist()
+                name, kpi, sources[kpi.source], windows[name], clock, entities.index.tolist()
             )
         except HeraldError as exc:
             log.warning("%s", exc)

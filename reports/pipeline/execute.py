@@ -32,7 +32,7 @@ from reports.pipeline.deliver import (
     unsent,
 )
 from reports.pipeline.fanout import Fanout, batches, fan_out, worker_count
-from reports.render.outputs import Rendered, render_for
+from reports.render.outputs import Rendered, render_for, shown
 from reports.report.build import recipients
 from reports.report.model import EVERYONE
 from reports.sources.pool import Sources
@@ -113,7 +113,7 @@ def execute(
     scheduled = run_id
     run_id = run_id or store.start_run(job, as_of.isoformat(), process_id(), timeout)
     try:
-        outcome.run = compute_job(config, job, as_of, sources, progress)
+        outcome.run = compute_job(config, job, as_of, sources, progress, shown(config.reports[job]))
         life = (
             track(config, outcome.run, store, moment or now_utc()) if track_alerts else untracked(outcome.run)
         )

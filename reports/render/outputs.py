@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from notifiers import NOTIFIERS
-from reports.config.models import HeraldConfig
+from reports.config.models import HeraldConfig, ReportConfig
 from reports.pipeline.compute import JobRun, Progress
 from reports.render import RENDERERS, renderer
 from reports.render.html import EmailBody, email_body
@@ -72,11 +72,16 @@ def archive_link(config: HeraldConfig, path: Path) -> str:
     return str(out)
 
 
-def sections(run: JobRun) -> frozenset[str]:
-    """The report sections the job's formats and channels show: the builder computes only these."""
-    wanted = [RENDERERS[fmt].needs for fmt in run.report.formats]
-    wanted += [NOTIFIERS[channel].shows for channel in run.report.channels]
+def shown(report: ReportConfig) -> frozenset[str]:
+    """The report sections a job's formats and channels show: the builder computes only these,
+    and the run queries its KPIs only as far back as these need."""
+    wanted = [RENDERERS[fmt].needs for fmt in report.formats]
+    wanted += [NOTIFIERS[channel].shows for channel in report.channels]
     return frozenset().union(*wanted)
+
+
+def sections(run: JobRun) -> frozenset[str]:
+    return shown(run.report)
 
 
 def render_run(

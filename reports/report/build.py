@@ -16,6 +16,7 @@ from reports.kpis.periods import Clock
 from reports.pipeline.compute import JobRun
 from reports.report.model import (
     EVERYONE,
+    SECTIONS,
     Chart,
     Definition,
     Freshness,
@@ -27,11 +28,6 @@ from reports.report.model import (
     Rollup,
     Trend,
 )
-
-# The parts of a report that cost more than its cards and findings; a caller that knows which
-# ones its outputs show (see reports/render/outputs.py) asks for only those. "headline" is the
-# first trend alone (an email's one chart), which "trends" includes.
-SECTIONS = frozenset({"trends", "headline", "movers", "rollups", "daily"})
 
 
 def recipients(config: HeraldConfig, run: JobRun) -> list[Recipient]:
@@ -196,6 +192,8 @@ def _trend(report: Report, kpi: KpiData, count: int, clock: Clock) -> Trend | No
     """The KPI's last `count` periods and the `count` before; None when it has no figure in any
     of them (a project without a CRM integration): an empty chart tells the reader nothing."""
     spans = clock.trailing(2 * count)
+    if kpi.window.start > spans[0].start:
+        return None  # read only for its card and rules, not as far back as a trend (`shows`)
     table = kpi.series(spans, kpi.everyone())
     values = [as_number(v) for v in (table.iloc[0] if len(table) else [None] * len(spans))]
     # A past period the data only partly covers would plot as a false dip: leave it out.

@@ -18,6 +18,12 @@ import pandas as pd
 from reports.findings import Finding
 from reports.kpis.periods import Grain, Period
 
+# The parts of a report that cost more than its cards and findings. A caller that knows which
+# ones its outputs show (see reports/render/outputs.py) asks the builder for only those, and the
+# run reads its KPIs only as far back as those need (reports/pipeline/compute.py). "headline" is
+# the first trend alone (an email's one chart), which "trends" includes.
+SECTIONS = frozenset({"trends", "headline", "movers", "rollups", "daily"})
+
 
 @dataclass(frozen=True)
 class Recipient:

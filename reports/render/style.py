@@ -1,4 +1,4 @@
-"""The house style every chart shares, drawn as PNG (render/charts.py) or SVG (render/svg.py)."""
+"""The house style every chart shares (render/svg.py draws them)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,15 @@
-"""Charts as SVG text, for the PDF and the archive page; the email keeps matplotlib's PNGs.
+"""Charts as SVG text: for the PDF and the archive page, and rasterised for the email's PNG.
 
-The same three charts as reports/render/charts.py, in the same house style and sizes, written
-directly as vector markup: cheap to make, sharp on paper, and the PDF's figures stay text. The
-output depends only on the chart's numbers (same spec, same bytes). Every piece of text is
-escaped and stripped of control characters; the SVG refers to nothing outside itself.
+A trend line, a bar chart of movers and a histogram in the house style, written directly as
+vector markup: cheap to make, sharp on paper, and the PDF's figures stay text. The output
+depends only on the chart's numbers (same spec, same bytes). Every piece of text is escaped and
+stripped of control characters; the SVG refers to nothing outside itself.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape
@@ -17,9 +18,9 @@ import numpy as np
 
 from reports.render.style import BAD, GOOD, GRID, INK, MUTED, PRIMARY, axis_number
 
-WIDTH = 259.2  # 3.6 in, in points, as the PNG charts: a font size is a true point size
+WIDTH = 259.2  # 3.6 in, in points: a font size is a true point size
 HEIGHT = 136.8  # 1.9 in: trend and distribution charts
-TICK, TITLE, NOTE = 8.0, 9.0, 6.5  # font sizes, as the PNG charts' STYLE
+TICK, TITLE, NOTE = 8.0, 9.0, 6.5  # font sizes
 EDGE = 2.0  # blank margin round the drawing
 
 # DejaVu Sans advance widths of " " to "~", in hundredths of an em: enough to lay out labels
@@ -107,7 +108,7 @@ def _step(values: Sequence[float]) -> float:
 
 
 def percent_label(value: float) -> str:
-    """A change-% tick, as the PNG charts label them: +10%, 0%, -20%."""
+    """A change-% tick: +10%, 0%, -20%."""
     return f"{value:+.0f}%" if value else "0%"
 
 
@@ -123,6 +124,15 @@ def _n(value: float) -> str:
     """A coordinate, short and always written the same way."""
     text = f"{value:.1f}"
     return "0" if text == "-0.0" else text.removesuffix(".0")
+
+
+_SIZE = re.compile(r'^(<svg [^>]*? width="[\d.]+)pt(" height="[\d.]+)pt"')
+
+
+def in_pixels(svg: str) -> str:
+    """A chart's SVG sized in user units rather than points, as a rasteriser wants it; the
+    viewBox, and so the drawing, is unchanged."""
+    return _SIZE.sub(r'\1\2"', svg, count=1)
 
 
 class Canvas:
@@ -255,14 +265,14 @@ def draw_trend(
     low, high = min([low, *seen]), max([high, *seen])  # the spec's axis holds the data; never hide a point
     if high <= low:
         low, high = (low - 1, high + 1) if not axis else (low, low + (abs(low) or 1.0))
-    if not axis:  # no axis given: a margin round the data, as matplotlib leaves one
+    if not axis:  # no axis given: a margin round the data
         margin = (high - low) * 0.05
         low, high = low - margin, high + margin
     marks = ticks(low, high, 4, _distinct(lambda ms, m: axis_number(m, unit, _step(ms))))
     names = [axis_number(t, unit, _step(marks)) for t in marks]
     labels = [fit(label, TICK, WIDTH / 3) for label in labels]
-    # Across the periods that have data, as the PNG for the email does: a young project's three
-    # months fill the chart rather than a corner of it.
+    # Across the periods that have data: a young project's three months fill the chart rather
+    # than a corner of it.
     known = [i for i, pair in enumerate(zip(now, before, strict=False)) if pair != (None, None)]
     first, last = (known[0], known[-1]) if known else (0, max(len(labels), len(now), 1) - 1)
     shown = [i for i in range(first, last + 1) if i < len(labels)]
@@ -277,7 +287,7 @@ def draw_trend(
     while every < len(shown) and plot * 0.96 * every / max(len(shown) - 1, 1) < widest + 6:
         every += 1
     marked = shown[::-1][::every][::-1]
-    # matplotlib's margins(x=0.02), or more where the oldest label would run under the y labels
+    # A margin of 2% each side, or more where the oldest label would run under the y labels
     pad = plot * 0.02
     pad_left = max(pad, text_width(labels[first], TICK) / 2 - 2) if marked[:1] == [first] else pad
 
@@ -353,7 +363,8 @@ def draw_distribution(title: str, values: list, xlabel: str) -> str:
     canvas = Canvas(HEIGHT)
     top = canvas.title(title)
     finite = [v for v in (_known(v) for v in values) if v is not None]
-    # Most entities move a little: scale to the bulk (2nd to 98th percentile), as the PNG does.
+    # Most entities move a little: scale to the bulk (2nd to 98th percentile); outliers pile up
+    # in the edge bins.
     low_p, high_p = np.percentile(finite, [2, 98]) if finite else (0.0, 0.0)
     edge = max(5.0, math.ceil(max(abs(low_p), abs(high_p)) / 5) * 5)
     clipped = [max(-edge, min(edge, v)) for v in finite]

@@ -82,7 +82,7 @@ def environment(user_dir: Path | None = None) -> jinja2.Environment:
         clip=clip,
         span=lambda period: format_span(period.start, period.end),
     )
-    from reports.render.drawn import Charts  # no matplotlib: that loads on an email's first PNG
+    from reports.render.drawn import Charts
 
     drawn = Charts()
     env.extend(herald_charts=drawn)

@@ -146,7 +146,7 @@ class Definition:
 class Chart:
     """What a chart shows, not how it looks: its kind and the series, labels and unit it plots.
 
-    Renderers draw it (reports/render/charts.py), each distinct chart once, so a model stays
+    Renderers draw it (reports/render/svg.py, drawn.py), each distinct chart once, so a model stays
     cheap to build and to keep. Its id is derived from its content: the same chart with the same
     numbers has the same id in every recipient's report and every format.
     """

@@ -362,7 +362,7 @@ def configure_logging(fmt: str, verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     if not verbose:  # one line per run and delivery; libraries' chatter only with -v
-        for name in ("urllib3", "slack_sdk", "weasyprint", "fontTools", "matplotlib"):
+        for name in ("urllib3", "slack_sdk", "weasyprint", "fontTools"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -1,5 +1,5 @@
-"""The 1,000,000 × 10 export: Herald's workbook writer, openpyxl's write-only mode and pandas'
-`to_csv`, each run by `bench/render.py --child WRITER` in a process of its own, in turn."""
+"""The 1,000,000 × 10 export: Herald's workbook writer, rustpy-xlsxwriter, openpyxl's write-only
+mode and pandas' `to_csv`, each run by `bench/render.py --child WRITER` in a process of its own, in turn."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bench.measure import PYTHON, ROOT, BenchError, Trials, run, say
 
 WRITERS = {
     "herald": "Herald's workbook writer",
+    "rustpy": "rustpy-xlsxwriter",
     "openpyxl": "openpyxl write-only",
     "csv": "pandas to_csv",
 }

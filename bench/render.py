@@ -1,5 +1,6 @@
 """The export harness of `make bench` (`python -m bench`): a 1,000,000-row × 10-column frame
-written by Herald's workbook writer, by openpyxl's write-only mode and by pandas' to_csv.
+written by Herald's workbook writer, by rustpy-xlsxwriter (the Rust writer the workbook could
+adopt), by openpyxl's write-only mode and by pandas' to_csv.
 `--child WRITER` writes once and prints its figures as JSON; each writer runs in its own process
 so its peak memory is its own. Run alone, this prints the three side by side.
 """
@@ -58,6 +59,11 @@ def write(writer: str, rows: int, folder: Path) -> dict:
         styles = Styles(book)
         write_table(book, styles, "Data", data, {"day": styles.date})
         book.close()
+    elif writer == "rustpy":
+        import rustpy_xlsxwriter
+
+        excel = rustpy_xlsxwriter.FastExcel(str(folder / "out.xlsx")).format(datetime_format="yyyy-mm-dd")
+        excel.sheet("Data", data).save()
     elif writer == "openpyxl":
         from openpyxl import Workbook
 
@@ -99,9 +105,10 @@ def main() -> None:
         return
     print(f"Export of {args.rows:,} rows × 10 columns, each writer in its own process")
     print(f"{'writer':<38}{'seconds':>8}{'vs csv':>8}{'peak MB':>9}{'MB added while writing':>24}")
-    results = {w: measure(w, args.rows) for w in ("herald", "openpyxl", "csv")}
+    results = {w: measure(w, args.rows) for w in ("herald", "rustpy", "openpyxl", "csv")}
     names = {
         "herald": "Herald (XlsxWriter, constant memory)",
+        "rustpy": "rustpy-xlsxwriter",
         "openpyxl": "openpyxl write-only",
         "csv": "pandas to_csv",
     }

@@ -323,7 +323,30 @@ def _export_section(m: Measured) -> list[str]:
             f"{export.rows // 4:,} rows, {statistics.median(export.writing_mb['herald']):,.0f} MB for "
             f"{export.rows:,}.",
         ]
-    return lines
+    return lines + _rustpy_verdict(export)
+
+
+def _rustpy_verdict(export: Export) -> list[str]:
+    """Whether the Rust writer earns its place, from this run's figures: the workbook would adopt
+    it only if it were faster, within the memory limit, and passed the workbook's tests."""
+    rust, ours = export.trials.get("rustpy"), export.trials.get("herald")
+    if rust is None or ours is None:
+        return []
+    faster, within = rust.median < ours.median, rust.peak_mb <= 500
+    if faster and within:
+        verdict = (
+            "a candidate, to adopt once the workbook's tests pass on it (typed cells and formats, "
+            "split past 1,048,576 rows, text never a formula)"
+        )
+    else:
+        verdict = "so Herald keeps XlsxWriter with its own row writer (reports/render/xlsx_rows.py)"
+    return [
+        "",
+        f"rustpy-xlsxwriter wrote the same frame in {rust.median:.1f} s against Herald's "
+        f"{ours.median:.1f} s ({ours.median / rust.median:.2f}× Herald's speed), with a peak of "
+        f"{rust.peak_mb:,.0f} MB against {ours.peak_mb:,.0f} MB: {'faster' if faster else 'slower'}, "
+        f"{'within' if within else 'over'} the 500 MB limit, {verdict}.",
+    ]
 
 
 def _rules_section(m: Measured) -> list[str]:

@@ -30,8 +30,9 @@ def test_quick_run_writes_and_prints_the_results_table(tmp_path: Path):
     rules = next(line for line in summary.splitlines() if line.startswith("| Rules, 400 entities"))
     assert rules.split("|")[3].strip() == "≤ 0.5 s"
     assert rules.split("|")[4].strip()[0] in "✓✗"
-    for writer in ("Herald's workbook writer", "openpyxl write-only", "pandas to_csv"):
+    for writer in ("Herald's workbook writer", "rustpy-xlsxwriter", "openpyxl write-only", "pandas to_csv"):
         assert f"| {writer} |" in text
+    assert "rustpy-xlsxwriter wrote the same frame in " in text  # and whether it earns its place
     assert "| XLSX 2,000 × 10: Herald's writer vs openpyxl write-only |" in summary
 
 

@@ -41,17 +41,27 @@ def format_change(change: float | None, unit: str = "count") -> str:
     """An absolute change, signed; percentage-unit KPIs change by percentage points."""
     if is_missing(change):
         return MISSING
-    sign = "+" if change > 0 else "−" if change < 0 else ""
     if unit == "percent":
-        return f"{sign}{abs(change) * 100:,.1f} pp"
-    return sign + format_value(abs(change), unit)
+        return _signed(change, f"{abs(change) * 100:,.1f} pp")
+    return _signed(change, format_value(abs(change), unit))
 
 
 def format_change_pct(change_pct: float | None) -> str:
     if is_missing(change_pct) or math.isinf(change_pct):
         return MISSING
-    sign = "+" if change_pct > 0 else "−" if change_pct < 0 else ""
-    return f"{sign}{abs(change_pct):,.1f}%"
+    return _signed(change_pct, f"{abs(change_pct):,.1f}%")
+
+
+def shows_no_change(text: str) -> bool:
+    """A formatted change that reads as none: "0.0 pp", "0.0%", "0" (or missing)."""
+    return not any("1" <= c <= "9" for c in text)
+
+
+def _signed(change: float, magnitude: str) -> str:
+    """A sign only on a change that shows: one that rounds away reads 0.0 pp, never −0.0 pp."""
+    if shows_no_change(magnitude):
+        return magnitude
+    return ("+" if change > 0 else "−") + magnitude
 
 
 def format_duration(delta: timedelta) -> str:

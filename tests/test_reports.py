@@ -14,14 +14,14 @@ import openpyxl
 import pypdf
 import pytest
 
-from reports.formatting import format_value
+from reports.formatting import format_change, format_change_pct, format_value
 from reports.render import renderer
 from reports.render.html import email_body
 from reports.render.outputs import sections
 from reports.render.slack import slack_message
 from reports.render.templates import charts, environment
 from reports.report.build import build_all, build_report, recipients
-from reports.report.model import EVERYONE, Recipient
+from reports.report.model import EVERYONE, KpiCard, Recipient
 from tests.conftest import NOW, ROOT, demo_folder, job_run
 
 WEEK = (date(2026, 11, 16), date(2026, 11, 22))
@@ -248,6 +248,20 @@ def test_number_formats():
     assert format_value(95.4, "seconds") == "1m 35s"
     assert format_value(99.53, "seconds") == "1m 40s"  # rounded, not cut
     assert format_value(None, "count") == "—"
+
+
+def test_a_change_that_rounds_away_reads_as_none():
+    """A rate that moved 0.004 pp reads "0.0 pp", uncoloured and without an arrow, not a red
+    "−0.0 pp"; a change that shows keeps its sign and its tone."""
+    assert format_change(-0.00004, "percent") == "0.0 pp" and format_change_pct(-0.04) == "0.0%"
+    assert format_change(0.0012, "percent") == "+0.1 pp" and format_change_pct(-12.34) == "−12.3%"
+    assert format_change(-3) == "−3" and format_change(0.001) == "0.00"
+    still = KpiCard("crm", "CRM sync", "percent", True, 0.995, 0.99504, -0.00004, -0.004)
+    assert (still.direction, still.tone) == ("flat", "neutral")
+    count = KpiCard("events", "Events", "count", True, 1e9 + 10, 1e9, 10.0, 1e-6)  # 0.0%: flat
+    assert (count.direction, count.tone) == ("flat", "neutral")
+    fell = KpiCard("bounce", "Bounce", "percent", False, 0.43, 0.42, 0.01, 2.4)
+    assert (fell.direction, fell.tone) == ("up", "bad")
 
 
 def test_trend_axes_are_honest(executive):

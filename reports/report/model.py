@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from reports.findings import Finding
+from reports.formatting import format_change, format_change_pct, shows_no_change
 from reports.kpis.periods import Grain, Period
 
 # The parts of a report that cost more than its cards and findings. A caller that knows which
@@ -72,7 +73,15 @@ class KpiCard:
 
     @property
     def direction(self) -> str:
+        """Up, down, or flat when the change the card shows rounds away (a rate that moved by
+        0.004 pp reads 0.0 pp, and is neither good nor bad news)."""
         if self.change is None or self.change == 0:
+            return "flat"
+        if self.unit == "percent" or self.change_pct is None:
+            shown = format_change(self.change, self.unit)
+        else:
+            shown = format_change_pct(self.change_pct)
+        if shows_no_change(shown):
             return "flat"
         return "up" if self.change > 0 else "down"
 

@@ -227,6 +227,31 @@ def _day_table(periods: tuple[Period, ...]) -> tuple[int, np.ndarray]:
     return low, table
 
 
+def _fold_groups(rows: pd.DataFrame, group: pd.Categorical, how: str) -> pd.Series:
+    """A sum or pooled ratio per group of `rows`, as `aggregate` folds them (a group whose values
+    are all missing has none; a group without rows is left out), added up by numpy over the
+    groups' codes: a workbook's roll-ups by four dimensions of nine KPIs are 76 of these."""
+    codes = np.asarray(group.codes)
+    count = len(group.categories)
+    keep = codes >= 0
+
+    def total(column: str) -> np.ndarray:
+        values = rows[column].to_numpy(dtype=float)
+        known = keep & ~np.isnan(values)
+        sums = np.bincount(codes[known], weights=values[known], minlength=count)
+        return np.where(np.bincount(codes[known], minlength=count) > 0, sums, np.nan)
+
+    if how == "ratio":
+        numerator, denominator = total("numerator"), total("denominator")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(denominator != 0, numerator / denominator, np.nan)
+    else:
+        values = total("value")
+    present = np.bincount(codes[keep], minlength=count) > 0
+    names = np.asarray(group.categories, dtype=object)[present]
+    return pd.Series(values[present], index=pd.Index(names, dtype=object), name="value")
+
+
 def _group_of(entity: pd.Series, groups: pd.Series) -> Any:
     """Each row's group: looked up once per distinct entity, not once per row."""
     if not isinstance(entity.dtype, pd.CategoricalDtype):
@@ -305,7 +330,10 @@ class KpiData:
             keyed = latest.groupby(latest.index.map(groups)).sum(min_count=1)
             return keyed.astype(float).rename_axis(groups.name).rename("value")
         if self.how in ("sum", "ratio"):  # adding up each day first changes nothing: fold at once
-            keyed = rows.assign(entity=_group_of(rows["entity"], groups)).dropna(subset=["entity"])
+            group = _group_of(rows["entity"], groups)
+            if isinstance(group, pd.Categorical):
+                return _fold_groups(rows, group, self.how).rename_axis(groups.name)
+            keyed = rows.assign(entity=group).dropna(subset=["entity"])
         else:
             keyed = combine_entities(rows, groups, self.how)
         return aggregate(keyed, ["entity"], self.how).rename_axis(groups.name)

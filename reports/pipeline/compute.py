@@ -8,6 +8,7 @@ clear an alert as if they were current; the stale-data rule speaks for them inst
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -127,7 +128,7 @@ def query_windows(
     windows = {}
     for name in names:
         newest = max(NEWEST_LOOKBACK, 2 * (config.kpis[name].freshness or timedelta()))
-        starts = [clock.previous.start, clock.as_of - timedelta(days=-(-newest // timedelta(days=1)))]
+        starts = [clock.previous.start, clock.as_of - timedelta(days=math.ceil(newest / timedelta(days=1)))]
         if name in trended:
             starts.append(clock.trailing(2 * report.trend_periods)[0].start)
         for rule in (r for r in rules if r.kpi == name):
@@ -180,10 +181,10 @@ def compute_job(
     refuse_the_future(clock)
     sources.labels = {"herald_job": job, "herald_run": f"{job}-{as_of.isoformat()}"}
     rules = config.rules_for(job)
-    names = list(dict.fromkeys([*report.kpis, *(rule.kpi for rule in rules)]))
+    windows = query_windows(config, job, clock, shows)
+    names = list(windows)  # the report's KPIs, then its rules'
     before = sources.queries
     entities = load_entities(config, {config.kpis[n].entity for n in names}, sources)
-    windows = query_windows(config, job, clock, shows)
     widest = Period(min(w.start for w in windows.values()), clock.as_of) if windows else clock.current
     run = JobRun(job, report, clock, window=widest, entities=entities)
     for step, name in enumerate(names, start=1):

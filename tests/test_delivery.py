@@ -119,3 +119,35 @@ def test_json_output_keeps_a_job_that_could_not_run(herald, tmp_path, demo_db):
     assert (
         outcome["job"] == "cs_daily_alerts" and "Table with name nowhere does not exist" in outcome["error"]
     )
+
+
+def test_a_run_on_the_embedded_store_never_loads_sqlalchemy(tmp_path, demo_db):
+    """SQLAlchemy is for a PostgreSQL store and SQL sources; a run on the SQLite file, and a
+    second one, which reads the delivery log back by column name, go without it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config, out = demo_folder(tmp_path, demo_db), tmp_path / "out"
+    args = [
+        "run",
+        "cs_daily_alerts",
+        "--as-of",
+        INCIDENT_DAY,
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "-q",
+    ]
+    script = (
+        "import sys, run; "
+        f"codes = [run.main({args!r}) for _ in range(2)]; "
+        "print(codes, sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy')[:3])"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0] []"
+    assert (tmp_path / "data" / "herald.sqlite").exists()
+    assert len(list((out / "outbox" / "cs_daily_alerts" / INCIDENT_DAY).glob("*.json"))) == 5

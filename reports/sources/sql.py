@@ -7,17 +7,17 @@ transaction on PostgreSQL; on other databases, give Herald a user that can only 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import Field
-from sqlalchemy import bindparam, create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from reports.errors import SourceError
 from reports.sources import Source, SourceConfig, bind_style, register
 from reports.sources.hours import HourSql
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # Said first in each query's transaction (which is never committed), so the database itself
 # refuses any write, whatever the SQL does.
@@ -55,6 +55,9 @@ class SqlSource(Source):
 
     @property
     def dialect(self) -> str:
+        from sqlalchemy.engine import make_url  # on first use: SQLAlchemy costs a quarter of a second
+        from sqlalchemy.exc import ArgumentError
+
         try:
             return make_url(self.config.url).get_backend_name()
         except ArgumentError:
@@ -65,6 +68,9 @@ class SqlSource(Source):
         return HOUR_SQL.get(self.dialect)
 
     def _connect(self) -> Engine:
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
         if self._engine is None:
             options: dict[str, Any] = {"connect_timeout": int(self.config.connect_timeout)}
             if self.dialect == "postgresql":
@@ -81,6 +87,9 @@ class SqlSource(Source):
         return self._engine
 
     def _run(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+        from sqlalchemy import bindparam, text
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
         statement = text(bind_style(sql, lambda name: f":{name}"))
         lists = [bindparam(n, expanding=True) for n, v in params.items() if isinstance(v, list | tuple)]
         if lists:

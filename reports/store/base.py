@@ -100,7 +100,7 @@ class Database:
         cannot conflict."""
         backend = self.backend
         with backend.faults(connecting=True):
-            connection = backend.engine.connect()
+            connection = backend.connect()
         try:
             with backend.faults():
                 backend.begin(connection, lock)
@@ -119,7 +119,7 @@ class Database:
 
     def close(self) -> None:
         """Close this process's idle connections to the store (they reopen when next used)."""
-        self.backend.engine.dispose()
+        self.backend.dispose()
 
     def tables(self) -> set[str]:
         """The names of the tables the store holds."""

@@ -6,10 +6,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING
 
 from reports.errors import HeraldError
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
 
 
 class StoreError(HeraldError):
@@ -22,10 +24,6 @@ def _faults(path: Path) -> Iterator[None]:
     """A SQLite store's faults (and its messages folder's), said plainly."""
     try:
         yield
-    except DBAPIError as exc:
-        if isinstance(exc.orig, sqlite3.Error):
-            raise _fault(path, exc.orig) from None
-        raise
     except sqlite3.Error as exc:
         raise _fault(path, exc) from None
     except OSError as exc:

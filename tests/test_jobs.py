@@ -300,3 +300,17 @@ def test_every_scoped_recipient_hears_unless_the_job_is_for_findings_only(demo_d
     told = {r.report.recipient.label for r in outcome.rendered if r.report.recipient.entities is not None}
     assert told == set(outcome.run.entities["owner"]) and len(told) > 4
     assert all((r.folder / "slack.json").exists() for r in outcome.rendered)
+
+
+def test_a_findings_only_job_leaves_owners_without_news_alone(demo_db, tmp_path):
+    config_path = demo_folder(tmp_path / "news", demo_db)
+    outcome, _ = execute_job(config_path, "cs_daily_alerts", tmp_path / "out")
+    run = outcome.run
+    with_news = {
+        run.entities.loc[f.entity, "owner"] for f in run.findings if f.news and f.entity in run.entities.index
+    }
+    told = {r.report.recipient.label for r in outcome.rendered if r.report.recipient.entities is not None}
+    assert told == with_news and 0 < len(told) < len(set(run.entities["owner"]))
+    (everyone,) = [r for r in outcome.rendered if r.report.recipient.entities is None]
+    folders = {p.name for p in everyone.folder.iterdir() if p.is_dir()}
+    assert folders == {r.folder.name for r in outcome.rendered if r.report.recipient.entities is not None}

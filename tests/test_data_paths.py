@@ -5,6 +5,9 @@ workbook sheet written as whole rows of XML rather than cell by cell."""
 from __future__ import annotations
 
 import math
+import os
+import time
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +24,7 @@ from reports.errors import KpiError
 from reports.kpis.frames import KpiData, load_kpi
 from reports.kpis.periods import Clock, Period
 from reports.kpis.rows import _doubled, entity_ids, finite
+from reports.render import xlsx_rows
 from reports.render.xlsx import Styles, write_table
 from reports.render.xlsx_rows import RowWriter
 from reports.sources import Source, open_source
@@ -446,6 +450,52 @@ def written(frame: pd.DataFrame, folder: Path) -> openpyxl.Workbook:
     write_table(book, styles, "Data", frame, formats, per_sheet=10, chunk=4)
     book.close()
     return openpyxl.load_workbook(path)
+
+
+def sheet_xml(frame: pd.DataFrame, folder: Path, name: str) -> list[bytes]:
+    """The bulk sheets' XML of `frame` written to a workbook file, in 3-row chunks, 10 rows a sheet."""
+    path = folder / f"{name}.xlsx"
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False})
+    styles = Styles(book)
+    write_table(book, styles, "Data", frame, {"day": styles.date}, per_sheet=10, chunk=3)
+    book.close()
+    with zipfile.ZipFile(path) as archive:
+        return [archive.read(n) for n in sorted(archive.namelist()) if n.startswith("xl/worksheets/sheet")]
+
+
+def _exits(code: int, after: float = 0.0):
+    """In place of the helper: a child that does nothing, waits `after` seconds and ends with `code`."""
+
+    def fork(work, out) -> int:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(after)
+            os._exit(code)
+        return pid
+
+    return fork
+
+
+def test_a_sheet_written_by_two_processes_is_the_sheet_one_writes(tmp_path, monkeypatch):
+    """Two cores format a long sheet's rows at once; the file is the same, byte for byte, and
+    whatever becomes of the helper (it fails, stalls, or cannot start) every row is there once."""
+    frame = awkward_frame()
+    assert len(os.sched_getaffinity(0)) > 1, "the helper needs a second core"
+    helped = sheet_xml(frame, tmp_path, "helped")
+    with monkeypatch.context() as patch:
+        patch.setattr(xlsx_rows, "_can_help", lambda rows: False)
+        alone = sheet_xml(frame, tmp_path, "alone")
+    assert helped == alone and len(alone) == 3 and all(b"<row r=" in xml for xml in alone)
+    for fault in (_exits(1), _exits(0, after=30)):
+        with monkeypatch.context() as patch:
+            patch.setattr(xlsx_rows, "_fork", fault)
+            patch.setattr(xlsx_rows, "PATIENCE", 0.5)
+            started = time.monotonic()
+            assert sheet_xml(frame, tmp_path, "fault") == alone
+            assert time.monotonic() - started < 20  # a stalled helper is stopped, not waited for
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fork", lambda: (_ for _ in ()).throw(OSError("no more processes")))
+        assert sheet_xml(frame, tmp_path, "unforked") == alone
 
 
 def test_whole_rows_read_back_as_the_cell_by_cell_writer_writes_them(tmp_path, monkeypatch):

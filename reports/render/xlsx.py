@@ -26,7 +26,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from reports.formatting import format_span, format_through
 from reports.render import Renderer, register
-from reports.render.xlsx_rows import RowWriter, column_values
+from reports.render.xlsx_rows import RowWriter, column_values, write_rows
 from reports.report.model import Report
 
 MAX_ROWS = 1_048_576  # Excel's limit, header row included
@@ -201,13 +201,11 @@ def write_table(
         sheets.append(title)
         _header(sheet, styles, 0, headers, widths)
         last = min(first + per_sheet, total)
-        rows = RowWriter(sheet, cell_formats) if RowWriter.fits(sheet) else None
-        for start in range(first, last, chunk):
-            block = frame.iloc[start : min(start + chunk, last)]
-            if rows is not None:
-                rows.write(start - first + 1, block)
-            else:
-                _cells(sheet, start - first + 1, block, cell_formats)
+        if RowWriter.fits(sheet):
+            write_rows(RowWriter(sheet, cell_formats), frame, first, last, chunk)
+        else:
+            for start in range(first, last, chunk):
+                _cells(sheet, start - first + 1, frame.iloc[start : min(start + chunk, last)], cell_formats)
         sheet.autofilter(0, 0, max(last - first, 1), len(columns) - 1)
     return sheets
 

@@ -32,7 +32,7 @@ from reports.pipeline.deliver import (
     unsent,
 )
 from reports.pipeline.fanout import Fanout, batches, fan_out, worker_count
-from reports.render.outputs import Rendered, render_for, shown
+from reports.render.outputs import Rendered, nothing_to_tell, render_for, shown
 from reports.report.build import recipients
 from reports.report.model import EVERYONE
 from reports.sources.pool import Sources
@@ -182,7 +182,8 @@ def _fan_out(
     assert run is not None
     if run.report.scope is None:
         return False
-    groups = batches(recipients(config, run), per_entity=run.report.scope == "entity")
+    told_of = [r for r in recipients(config, run) if not nothing_to_tell(run, r)]
+    groups = batches(told_of, per_entity=run.report.scope == "entity")
     work = Fanout(
         config, run, outcome.folder, out / "outbox" / run.job / run.as_of.isoformat(), run_id, resend, dry_run
     )

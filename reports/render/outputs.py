@@ -117,16 +117,14 @@ def render_for(
     """Build and write the reports of some of a run's recipients: one batch of a fan-out."""
     wanted = sections(run)
     found = [
-        render_report(config, run, build_report(config, run, r, now, wanted), folder, env)
-        for r in recipients
-        if not nothing_to_tell(run, r)
+        render_report(config, run, build_report(config, run, r, now, wanted), folder, env) for r in recipients
     ]
     return [done for done in found if done is not None]
 
 
 def nothing_to_tell(run: JobRun, recipient: Recipient) -> bool:
     """Whether a job that tells only of news (`only_with_findings`) has none for this scoped
-    recipient today: then their report is not even built (most owners, most days)."""
+    recipient today: then the fan-out does not even build their report (most owners, most days)."""
     if not run.report.only_with_findings or recipient is EVERYONE or recipient.entities is None:
         return False
     theirs = frozenset(recipient.entities)

@@ -226,6 +226,32 @@ def test_pdf_renderer_refuses_to_fetch_anything(executive, tmp_path):
     assert not opened, "the PDF renderer opened a local file a template referred to"
 
 
+def test_the_house_stylesheet_is_parsed_once_and_lays_out_the_same_page(executive, tmp_path, monkeypatch):
+    """Each PDF takes the house stylesheet parsed once per process, and every page draws byte for
+    byte as it does with the stylesheet inline. A job's own template keeps the last word."""
+    from reports.render import pdf
+
+    _, _, report = executive
+    output = renderer("pdf", environment(tmp_path))
+    pdf._parsed.cache_clear()
+    apart = [output.render(report) for _ in range(2)]
+    assert (pdf._parsed.cache_info().misses, pdf._parsed.cache_info().hits) == (1, 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(pdf, "_house_style_apart", lambda html, style, process: (html, []))
+        inline = output.render(report)
+
+    def drawn(data: bytes) -> list[bytes]:
+        return [page.get_contents().get_data() for page in pypdf.PdfReader(io.BytesIO(data)).pages]
+
+    assert drawn(apart[0]) == drawn(apart[1]) == drawn(inline) and len(drawn(inline)) >= 2
+    (tmp_path / "executive.html").write_text(
+        '<html><head><style>{% include "report.css" %} h1 { color: #ff0000; }</style></head>'
+        "<body><h1>{{ report.title }}</h1></body></html>"
+    )
+    (page,) = drawn(renderer("pdf", environment(tmp_path)).render(report))
+    assert b"1 0 0 rg" in page  # the template's red title, not the house style's blue
+
+
 def test_user_templates_override_by_name_and_typos_name_the_line(executive, tmp_path):
     _, _, report = executive
     (tmp_path / "executive.html").write_text('{% extends "base.html" %}{% block content %}Ours{% endblock %}')

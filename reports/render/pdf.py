@@ -12,12 +12,14 @@ from reports.render.templates import render
 from reports.report.model import Report
 
 if TYPE_CHECKING:
+    from weasyprint import CSS
     from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import URLFetcher
 
 # WeasyPrint reports every CSS property it skips; those are expected, not the user's concern.
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 logging.getLogger("fontTools").setLevel(logging.ERROR)
+HOUSE_STYLE = "report.css"  # every report page's stylesheet, included by base.html
 
 
 def _only_embedded() -> URLFetcher:
@@ -49,5 +51,24 @@ class PdfRenderer(Renderer):
         import weasyprint  # on first use: loading it costs a second, and validating config needs none of it
 
         html = render(self.env, f"{report.role}.html", report=report)
+        process = os.getpid()
+        html, sheets = _house_style_apart(html, render(self.env, HOUSE_STYLE), process)
         document = weasyprint.HTML(string=html, url_fetcher=_only_embedded(), base_url=".")
-        return document.write_pdf(font_config=_fonts(os.getpid())) or b""
+        return document.write_pdf(font_config=_fonts(process), stylesheets=sheets) or b""
+
+
+def _house_style_apart(html: str, style: str, process: int) -> tuple[str, list[CSS]]:
+    """The page without the house stylesheet it includes, and that stylesheet parsed once per
+    process rather than once per report. It applies as the reader's (user) stylesheet, so the
+    page's own rules still win over it, as when they followed it; a page that does not include
+    it (a template of the job's own) is left whole."""
+    if len(style) < 64 or style not in html:
+        return html, []
+    return html.replace(style, "", 1), [_parsed(style, process)]
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(style: str, process: int) -> CSS:
+    import weasyprint
+
+    return weasyprint.CSS(string=style, font_config=_fonts(process), url_fetcher=_only_embedded())

@@ -14,10 +14,6 @@ import time
 from typing import Literal
 
 from pydantic import Field, model_validator
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
-from slack_sdk.webhook import WebhookClient
 
 from notifiers import DeliveryError, Message, Notifier, Route, register, safe_name
 from reports.config.base import HeraldModel, fail
@@ -80,6 +76,13 @@ class SlackNotifier(Notifier):
     settings = SlackSettings
 
     def __init__(self, settings: SlackSettings) -> None:
+        # slack_sdk is loaded when a run posts to Slack: a job that only emails goes without it.
+        from slack_sdk import WebClient
+        from slack_sdk.http_retry.builtin_handlers import (
+            ConnectionErrorRetryHandler,
+            RateLimitErrorRetryHandler,
+        )
+
         self.config = settings
         remember(settings.token)
         self.client = WebClient(
@@ -127,6 +130,8 @@ class SlackNotifier(Notifier):
         return files
 
     def send(self, message: Message, address: str) -> str:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
         if address.startswith(("https://", "http://")):
             return self._webhook(message, address)
         try:
@@ -192,6 +197,9 @@ class SlackNotifier(Notifier):
         return found
 
     def _webhook(self, message: Message, url: str) -> str:
+        from slack_sdk.errors import SlackClientError
+        from slack_sdk.webhook import WebhookClient
+
         try:
             response = WebhookClient(url, timeout=int(self.config.timeout)).send(
                 text=message.summary or message.subject, blocks=message.blocks

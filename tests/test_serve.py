@@ -175,6 +175,31 @@ def pinned(tmp_path, demo_db):
     return server, clock, Store(config.parent / "data" / "herald.sqlite")
 
 
+def test_a_stop_asked_for_between_passes_is_not_slept_through(pinned, monkeypatch):
+    """SIGTERM just after a pass (here: while the loop reads its config to plan its sleep) cuts
+    the sleep short, rather than leaving the server asleep for up to 30 s before it stops."""
+    server, _, store = pinned
+    real, calls, woken = server.config, [], []
+
+    def config():
+        calls.append(1)
+        if len(calls) == 3:  # the read after the first pass: what the signal handler does
+            server.stop.set()
+            server.wake.set()
+        return real()
+
+    def sleep(moment, wake, now) -> bool:
+        woken.append(wake.is_set())  # set: the sleep ends at once
+        return wake.wait(2)
+
+    monkeypatch.setattr(server, "config", config)
+    monkeypatch.setattr(server, "sleep", sleep)
+    monkeypatch.setattr(server, "_handle_signals", lambda: None)
+    assert server.serve() == 0
+    assert woken == [True] and len(calls) == 3
+    assert [r.status for r in store.runs()] == ["ok"]
+
+
 def test_a_fire_time_runs_once_with_the_as_of_date_it_was_scheduled_for(pinned):
     server, _, store = pinned
     server.tick()

@@ -69,6 +69,9 @@ class Server:
                 break
             except HeraldError as exc:  # the store or the disk: say so, and try again later
                 log.error("cannot work: %s", exc, extra={"event": "error"})
+            # Cleared before the stop is looked at: a signal arriving from here on sets `wake`
+            # again and cuts the sleep short, rather than waiting out LONGEST_SLEEP.
+            self.wake.clear()
             if self.stop.is_set():
                 break
             config = self.config()
@@ -76,7 +79,6 @@ class Server:
                 [self.now() + LONGEST_SLEEP]
                 + [r.schedule.trigger(config.timezone).after(self.now()) for r in config.reports.values()]
             )
-            self.wake.clear()
             self.sleep(wake_at, self.wake, self.now)
         log.info("stopped", extra={"event": "stopped"})
         return 0

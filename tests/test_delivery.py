@@ -2,9 +2,11 @@
 
 import email
 import json
+import subprocess
+import sys
 from email import policy
 
-from tests.conftest import demo_folder
+from tests.conftest import ROOT, demo_folder
 from tests.servers import SLACK_TOKEN, slack_server
 
 INCIDENT_DAY = "2026-11-22"
@@ -124,11 +126,6 @@ def test_json_output_keeps_a_job_that_could_not_run(herald, tmp_path, demo_db):
 def test_a_run_on_the_embedded_store_never_loads_sqlalchemy(tmp_path, demo_db):
     """SQLAlchemy is for a PostgreSQL store and SQL sources; a run on the SQLite file, and a
     second one, which reads the delivery log back by column name, go without it."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     config, out = demo_folder(tmp_path, demo_db), tmp_path / "out"
     args = [
         "run",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -34,6 +33,7 @@ import jinja2
 
 from notifiers import Notifier
 from reports.config.models import HeraldConfig
+from reports.cores import usable_cores
 from reports.errors import HeraldError
 from reports.pipeline.compute import JobRun, Progress
 from reports.pipeline.deliver import Interrupted, Outcome, channels_for, deliver, filing, plan, record
@@ -105,7 +105,7 @@ def batches(recipients: list[Recipient], per_entity: bool) -> list[list[Recipien
 def worker_count(config: HeraldConfig, reports: int) -> int:
     """Processes for a run of `reports` reports: 0 renders in this process."""
     if config.workers == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = usable_cores()
         return cores if reports >= POOL_FROM and cores > 1 else 0
     return min(config.workers, max(reports, 1)) if config.workers > 1 else config.workers
 

@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 
 from notifiers import Message, Notifier
 from reports.config.models import HeraldConfig
+from reports.cores import usable_cores
 from reports.errors import HeraldError, UsageError
 from reports.logs import remember
 from reports.pipeline.compute import JobRun
@@ -408,7 +409,7 @@ def serve_worker(
 
     prepare_worker(config_path, config)
     app = celery_app(config)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     try:
         worker = app.Worker(
             hostname=f"herald-{os.getpid()}@{socket.gethostname()}",

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 logging.getLogger("fontTools").setLevel(logging.ERROR)
 HOUSE_STYLE = "report.css"  # every report page's stylesheet, included by base.html
+# A job's own report.css shorter than this (empty, say) could match other text of a page: such
+# a stylesheet stays inline, where the page put it.
+MIN_STYLE = 64
 
 
 def _only_embedded() -> URLFetcher:
@@ -62,7 +65,7 @@ def _house_style_apart(html: str, style: str, process: int) -> tuple[str, list[C
     process rather than once per report. It applies as the reader's (user) stylesheet, so the
     page's own rules still win over it, as when they followed it; a page that does not include
     it (a template of the job's own) is left whole."""
-    if len(style) < 64 or style not in html:
+    if len(style.strip()) < MIN_STYLE or style not in html:
         return html, []
     return html.replace(style, "", 1), [_parsed(style, process)]
 

@@ -15,8 +15,7 @@ import signal
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any, BinaryIO
 
@@ -26,6 +25,8 @@ import xlsxwriter.workbook
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 from xlsxwriter.xmlwriter import XMLwriter
+
+from reports.cores import usable_cores
 
 MAX_TEXT = 32_767  # characters (UTF-16 units) in one cell
 EXCEL_EPOCH = date(1899, 12, 30)
@@ -203,24 +204,27 @@ def write_rows(rows: RowWriter, frame: pd.DataFrame, first: int, last: int, chun
         for top in range(start, end, chunk):
             yield top - first + 1, frame.iloc[top : min(top + chunk, end)]
 
+    if last - first < HELPED_FROM * chunk or not _can_help(rows):
+        for top, block in blocks(first, last):
+            rows.write(top, block)
+        return
+    middle = first + (last - first) // 2  # the helper takes the rows from here on
+
     def helping(out: BinaryIO) -> None:
         for top, block in blocks(middle, last):
             out.write(rows.xml(top, block).encode())
 
-    helps = last - first >= HELPED_FROM * chunk and _can_help(rows)
-    middle = first + (last - first) // 2 if helps else last  # the helper takes the rows after it
     started = time.monotonic()
-    with tempfile.TemporaryFile() if helps else nullcontext() as helped:
-        helper = _fork(helping, helped) if helped is not None else None
+    with tempfile.TemporaryFile() as helped:
+        helper = _fork(helping, helped)
         try:
             for top, block in blocks(first, middle):
                 rows.write(top, block)
-            patience = max(PATIENCE, 5 * (time.monotonic() - started))
-            ended, helper = helper is not None and _finished(helper, patience), None
-        finally:
+        except BaseException:
             if helper is not None:  # this process failed first: the helper's work is not wanted
                 _stop(helper)
-        if ended:
+            raise
+        if helper is not None and _finished(helper, max(PATIENCE, 5 * (time.monotonic() - started))):
             helped.seek(0)
             rows.append(middle - first + 1, last - middle, helped)
             return
@@ -229,11 +233,10 @@ def write_rows(rows: RowWriter, frame: pd.DataFrame, first: int, last: int, chun
 
 
 def _can_help(rows: RowWriter) -> bool:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores > 1 and hasattr(os, "fork") and hasattr(rows.sheet.row_data_fh, "buffer")
+    return usable_cores() > 1 and hasattr(os, "fork") and hasattr(rows.sheet.row_data_fh, "buffer")
 
 
-def _fork(work: Any, out: BinaryIO) -> int | None:
+def _fork(work: Callable[[BinaryIO], None], out: BinaryIO) -> int | None:
     """A child process doing `work(out)` and ending; its pid, or None when none could start."""
     out.flush()
     try:

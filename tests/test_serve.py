@@ -65,6 +65,16 @@ def _until(condition, seconds: float, step: float = 0.02) -> bool:
     return condition()
 
 
+def _exit_code(process: subprocess.Popen, log: Path, seconds: float = 30) -> int:
+    """How `process` ended; one still running after `seconds` is killed and its log shown."""
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"serve still running {seconds:.0f} s after SIGTERM:\n{log.read_text()[-3000:]}")
+
+
 def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
     """SIGKILL during a fan-out of 200 emails, 20 times: every email arrives, and at most the
     one in flight at each kill arrives twice."""
@@ -106,12 +116,12 @@ def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
         # Until it sends someone new: its first message may be the one in flight at the last kill.
         _until(lambda: len({rcpt for (rcpt,), _ in box.messages}) > interrupted, 30)
         polite.send_signal(signal.SIGTERM)
-        assert polite.wait(30) == 0
+        assert _exit_code(polite, log) == 0
         stopped_at = len({rcpt for (rcpt,), _ in box.messages})
         last = _start(config, out, log, env)
         done = _until(lambda: any(r[2] == "ok" for r in _runs(config)), 60, 0.1)
         last.send_signal(signal.SIGTERM)
-        assert last.wait(30) == 0
+        assert _exit_code(last, log) == 0
         arrived = Counter(rcpt for (rcpt,), _ in box.messages)
     duplicates = sum(n - 1 for n in arrived.values())
     lost = FANOUT - len(arrived)
@@ -128,6 +138,63 @@ def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
     assert run[2] == "ok"
     rows = Store(config.parent / "data" / "herald.sqlite").deliveries()
     assert len(rows) == FANOUT and {r.status for r in rows} == {"sent"}
+
+
+def test_a_second_signal_stops_serve_at_once_and_the_run_waits_for_the_next_start(tmp_path, demo_db):
+    addresses = [f"reader{i:03d}@example.com" for i in range(20)]
+    with smtp_server(tmp_path) as (box, port, cert):
+        box.delay = 0.5  # slow enough that the first signal leaves a delivery in flight
+
+        def slow(data: dict) -> None:
+            data["channels"] = {"email": smtp_channel(port, cert)}
+            alerts = data["reports"]["cs_daily_alerts"]
+            alerts.update(
+                schedule={"cron": _daily_cron_just_fired(), "timezone": "UTC", "grace": "1 hour"},
+                kpis=["events"],
+                rules=[],
+                scope=None,
+                deliver=[{"email": {"to": addresses}}],
+                owners=[],
+            )
+            data["reports"] = {"cs_daily_alerts": alerts}
+
+        config = demo_folder(tmp_path / "cfg", demo_db, slow)
+        out, log = tmp_path / "out", tmp_path / "serve.log"
+        process = _start(config, out, log, {"SMTP_PASSWORD": SMTP_PASSWORD})
+        assert _until(lambda: len(box.messages) > 0, 60), log.read_text()[-3000:]
+        process.send_signal(signal.SIGTERM)
+        assert _until(lambda: "finishing the delivery in flight" in log.read_text(), 10)
+        process.send_signal(signal.SIGTERM)
+        assert _exit_code(process, log, 10) == 130
+        sent = len(box.messages)
+    text = log.read_text()
+    assert "second signal: stopping now" in text and "Traceback" not in text
+    assert sent < len(addresses)
+    ((job, _, status, _),) = _runs(config)
+    assert (job, status) == ("cs_daily_alerts", "running")  # the next start takes it over
+
+
+def test_a_signal_landing_while_the_loop_holds_its_wake_event_still_stops_serve():
+    """A signal handler runs in the main thread, wherever it is. Caught inside the wake event's
+    own lock (the loop clearing it, or a sleep starting), the stop must still get through
+    rather than the handler waiting on that lock for ever."""
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {str(ROOT)!r})
+from reports.scheduler.serve import Server, configure_logging
+configure_logging("text")
+server = Server(Path("config.yaml"), Path("out"))
+server._handle_signals()
+with server.wake._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+print("stopping" if server.stop.wait(5) and server.wake.wait(5) else "still running")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.stdout.strip() == "stopping", done.stderr
+    assert "SIGTERM: finishing the delivery in flight, then stopping" in done.stderr
 
 
 def test_two_servers_on_one_store_run_each_fire_time_once(tmp_path, demo_db):

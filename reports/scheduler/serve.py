@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from zoneinfo import ZoneInfo
 
 from reports.archive.prune import prune_daily
@@ -28,6 +26,7 @@ from reports.pipeline.compute import late_feeds
 from reports.pipeline.deliver import Interrupted, channels_for, unsent
 from reports.pipeline.execute import JobOutcome, execute, finish, send_recorded
 from reports.render.templates import environment
+from reports.scheduler.signals import StopNow, StopOnSignal
 from reports.scheduler.timing import as_of_for, due, sleep_until
 from reports.sources.pool import Sources
 from reports.store import RunRow, Store, holder_is_dead, now_utc, process_id
@@ -62,6 +61,15 @@ class Server:
         self._handle_signals()
         config = self.config()
         log.info("serving %d jobs", len(config.reports), extra={"event": "serve", "owner": self.owner})
+        try:
+            self._loop()
+        except StopNow:
+            log.warning("second signal: stopping now", extra={"event": "killed"})
+            raise
+        log.info("stopped", extra={"event": "stopped"})
+        return 0
+
+    def _loop(self) -> None:
         while not self.stop.is_set():
             try:
                 self.tick()
@@ -80,8 +88,6 @@ class Server:
                 + [r.schedule.trigger(config.timezone).after(self.now()) for r in config.reports.values()]
             )
             self.sleep(wake_at, self.wake, self.now)
-        log.info("stopped", extra={"event": "stopped"})
-        return 0
 
     def tick(self) -> None:
         """One pass: resume or fail unfinished runs, record missed fire times, run what is due."""
@@ -294,20 +300,7 @@ class Server:
         return self._config
 
     def _handle_signals(self) -> None:
-        def handle(signum: int, frame: FrameType | None) -> None:
-            if self.stop.is_set():
-                log.warning("second signal: stopping now", extra={"event": "killed"})
-                raise SystemExit(130)
-            log.info(
-                "%s: finishing the delivery in flight, then stopping",
-                signal.Signals(signum).name,
-                extra={"event": "stopping"},
-            )
-            self.stop.set()
-            self.wake.set()
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        StopOnSignal(self.stop, self.wake).install()
 
 
 def _data_deadline(config: HeraldConfig, run: RunRow) -> datetime | None:

@@ -26,7 +26,7 @@ from reports.pipeline.compute import late_feeds
 from reports.pipeline.deliver import Interrupted, channels_for, unsent
 from reports.pipeline.execute import JobOutcome, execute, finish, send_recorded
 from reports.render.templates import environment
-from reports.scheduler.signals import StopNow, StopOnSignal
+from reports.scheduler.signals import StopOnSignal
 from reports.scheduler.timing import as_of_for, due, sleep_until
 from reports.sources.pool import Sources
 from reports.store import RunRow, Store, holder_is_dead, now_utc, process_id
@@ -61,15 +61,6 @@ class Server:
         self._handle_signals()
         config = self.config()
         log.info("serving %d jobs", len(config.reports), extra={"event": "serve", "owner": self.owner})
-        try:
-            self._loop()
-        except StopNow:
-            log.warning("second signal: stopping now", extra={"event": "killed"})
-            raise
-        log.info("stopped", extra={"event": "stopped"})
-        return 0
-
-    def _loop(self) -> None:
         while not self.stop.is_set():
             try:
                 self.tick()
@@ -88,6 +79,8 @@ class Server:
                 + [r.schedule.trigger(config.timezone).after(self.now()) for r in config.reports.values()]
             )
             self.sleep(wake_at, self.wake, self.now)
+        log.info("stopped", extra={"event": "stopped"})
+        return 0
 
     def tick(self) -> None:
         """One pass: resume or fail unfinished runs, record missed fire times, run what is due."""

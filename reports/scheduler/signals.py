@@ -1,12 +1,17 @@
 """How `serve` is asked to stop: a first SIGTERM or SIGINT finishes the delivery in flight, a
 second one stops at once.
 
-A Python signal handler runs in the main thread, between two of its steps, wherever that thread
-happens to be. If it took a lock the main thread already holds (a `threading.Event` being
-cleared or waited on, a log handler's stream) it would wait for itself for ever, and `serve`
-would ignore every later signal. So the handler takes none: it counts the signal and writes one
-byte to a pipe. A watcher thread reads that byte and does the rest, setting the events and
-logging, with locks it can wait for.
+Python runs a signal handler in the main thread, between two of its steps, wherever that thread
+happens to be. A handler that took a lock the main thread already holds (a `threading.Event`
+being cleared or waited on, a log handler's stream) would wait for itself for ever, and `serve`
+would ignore every later signal. And a signal the system hands to another thread reaches the
+main thread's handler only once that thread's current call (an SMTP reply, say) returns.
+
+So the handler does nothing. Python writes each signal's number to a pipe the moment it arrives
+(`signal.set_wakeup_fd`), and a watcher thread reads it: on the first signal it sets the events
+and logs, with locks it can wait for; on the second it ends the process there and then. That is
+as safe as a SIGKILL, which `serve` is built to survive: the store commits each step, and the
+next start takes over the run whose holder is gone.
 """
 
 from __future__ import annotations
@@ -18,36 +23,26 @@ import threading
 from types import FrameType
 
 log = logging.getLogger("herald.serve")
-
-
-class StopNow(SystemExit):
-    """A second signal: stop where the main thread is, with the shell's code for an interrupt."""
-
-    def __init__(self) -> None:
-        super().__init__(130)
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by a signal it was sent
 
 
 class StopOnSignal:
     def __init__(self, stop: threading.Event, wake: threading.Event) -> None:
         self.stop = stop  # finish the delivery in flight, then stop
         self.wake = wake  # cut a sleep short
-        self.received = 0
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._write, False)
 
     def install(self) -> None:
-        threading.Thread(target=self._watch, name="herald-signals", daemon=True).start()
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+        """From the main thread, before serving."""
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        for signum in SIGNALS:
+            signal.signal(signum, _ignore)
+        threading.Thread(target=self._watch, args=(read,), name="herald-signals", daemon=True).start()
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received += 1
-        if self.received > 1:
-            raise StopNow
-        os.write(self._write, bytes([signum]))
-
-    def _watch(self) -> None:
-        (signum,) = os.read(self._read, 1)
+    def _watch(self, read: int) -> None:
+        signum = self._next(read)
         log.info(
             "%s: finishing the delivery in flight, then stopping",
             signal.Signals(signum).name,
@@ -55,3 +50,18 @@ class StopOnSignal:
         )
         self.stop.set()
         self.wake.set()
+        self._next(read)
+        log.warning("second signal: stopping now", extra={"event": "killed"})
+        os._exit(EXIT_INTERRUPTED)
+
+    @staticmethod
+    def _next(read: int) -> int:
+        while True:
+            (signum,) = os.read(read, 1)
+            if signum in SIGNALS:
+                return signum
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Python's half of a signal: nothing. Installing it keeps the process alive (the default
+    would end it) and has Python write the signal to the wakeup pipe."""

@@ -202,6 +202,34 @@ print("stopping" if server.stop.wait(5) and server.wake.wait(5) else "still runn
     assert "SIGTERM: finishing the delivery in flight, then stopping" in done.stderr
 
 
+def test_a_process_forked_from_serve_has_its_own_signals():
+    """A pool worker forked from serve ends on SIGTERM, as the pool expects when it ends its
+    workers, and that signal is not taken for one sent to serve itself."""
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(ROOT)!r})
+from reports.scheduler.serve import Server
+server = Server(Path("config.yaml"), Path("out"))
+server._handle_signals()
+ready, started = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(started, b"!")  # after Python's at-fork work, as a pool's worker is
+    time.sleep(30)
+    os._exit(0)
+os.read(ready, 1)
+os.kill(child, signal.SIGTERM)
+_, status = os.waitpid(child, 0)
+ended_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+print(ended_by == signal.SIGTERM, server.stop.wait(1))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.stdout.split() == ["True", "False"], done.stderr
+
+
 def test_two_servers_on_one_store_run_each_fire_time_once(tmp_path, demo_db):
     def every_minute(data: dict) -> None:
         alerts = data["reports"]["cs_daily_alerts"]

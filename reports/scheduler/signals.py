@@ -39,6 +39,7 @@ class StopOnSignal:
         signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         for signum in SIGNALS:
             signal.signal(signum, _ignore)
+        os.register_at_fork(after_in_child=_as_python_starts)
         threading.Thread(target=self._watch, args=(read,), name="herald-signals", daemon=True).start()
 
     def _watch(self, read: int) -> None:
@@ -65,3 +66,12 @@ class StopOnSignal:
 def _ignore(signum: int, frame: FrameType | None) -> None:
     """Python's half of a signal: nothing. Installing it keeps the process alive (the default
     would end it) and has Python write the signal to the wakeup pipe."""
+
+
+def _as_python_starts() -> None:
+    """In a process forked from `serve` (a pool's worker, a sheet's helper): signals as a new
+    Python has them. Its signals are its own, not news for the pipe of the process it came
+    from, and a pool ends its workers with SIGTERM."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

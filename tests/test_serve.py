@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +66,25 @@ def _until(condition, seconds: float, step: float = 0.02) -> bool:
     return condition()
 
 
+def _emailing(port: int, cert: Path, addresses: list[str]) -> Callable[[dict], None]:
+    """The config edit for one job, due now, that emails `addresses` through the test server."""
+
+    def edit(data: dict) -> None:
+        data["channels"] = {"email": smtp_channel(port, cert)}
+        alerts = data["reports"]["cs_daily_alerts"]
+        alerts.update(
+            schedule={"cron": _daily_cron_just_fired(), "timezone": "UTC", "grace": "1 hour"},
+            kpis=["events"],
+            rules=[],
+            scope=None,
+            deliver=[{"email": {"to": addresses}}],
+            owners=[],
+        )
+        data["reports"] = {"cs_daily_alerts": alerts}
+
+    return edit
+
+
 def _exit_code(process: subprocess.Popen, log: Path, seconds: float = 30) -> int:
     """How `process` ended; one still running after `seconds` is killed and its log shown."""
     try:
@@ -82,20 +102,7 @@ def test_killed_at_random_serve_delivers_everything_once(tmp_path, demo_db):
     with smtp_server(tmp_path) as (box, port, cert):
         box.delay = 0.02  # about 50 a second: each trial is killed some way into the fan-out
 
-        def fanout(data: dict) -> None:
-            data["channels"] = {"email": smtp_channel(port, cert)}
-            alerts = data["reports"]["cs_daily_alerts"]
-            alerts.update(
-                schedule={"cron": _daily_cron_just_fired(), "timezone": "UTC", "grace": "1 hour"},
-                kpis=["events"],
-                rules=[],
-                scope=None,
-                deliver=[{"email": {"to": addresses}}],
-                owners=[],
-            )
-            data["reports"] = {"cs_daily_alerts": alerts}
-
-        config = demo_folder(tmp_path / "cfg", demo_db, fanout)
+        config = demo_folder(tmp_path / "cfg", demo_db, _emailing(port, cert, addresses))
         out, log = tmp_path / "out", tmp_path / "serve.log"
         env = {"SMTP_PASSWORD": SMTP_PASSWORD}
         rng = random.Random(20261125)
@@ -147,20 +154,7 @@ def test_a_second_signal_stops_serve_at_once_and_the_run_waits_for_the_next_star
     with smtp_server(tmp_path) as (box, port, cert):
         box.delay = 3  # each email takes 3 s to be accepted
 
-        def slow(data: dict) -> None:
-            data["channels"] = {"email": smtp_channel(port, cert)}
-            alerts = data["reports"]["cs_daily_alerts"]
-            alerts.update(
-                schedule={"cron": _daily_cron_just_fired(), "timezone": "UTC", "grace": "1 hour"},
-                kpis=["events"],
-                rules=[],
-                scope=None,
-                deliver=[{"email": {"to": addresses}}],
-                owners=[],
-            )
-            data["reports"] = {"cs_daily_alerts": alerts}
-
-        config = demo_folder(tmp_path / "cfg", demo_db, slow)
+        config = demo_folder(tmp_path / "cfg", demo_db, _emailing(port, cert, addresses))
         out, log = tmp_path / "out", tmp_path / "serve.log"
         process = _start(config, out, log, {"SMTP_PASSWORD": SMTP_PASSWORD})
         # Once the first email is logged as sent, the second is in flight.

@@ -232,6 +232,42 @@ print(ended_by == signal.SIGTERM, server.stop.wait(1))
     assert done.stdout.split() == ["True", "False"], done.stderr
 
 
+def test_a_second_signal_ends_the_render_workers_too():
+    """Stopped at once mid-fan-out, serve takes its pool's workers with it: they ignore Ctrl-C,
+    and a worker whose parent is gone would otherwise wait on its queue for ever."""
+    script = f"""
+import multiprocessing, os, signal, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+sys.path.insert(0, {str(ROOT)!r})
+from reports.scheduler.serve import Server
+server = Server(Path("config.yaml"), Path("out"))
+server._handle_signals()
+pool = ProcessPoolExecutor(2, multiprocessing.get_context("fork"))
+tasks = [pool.submit(time.sleep, 30) for _ in range(4)]
+time.sleep(0.5)
+print(*(worker.pid for worker in multiprocessing.active_children()), flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+server.stop.wait(5)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    workers = [int(pid) for pid in done.stdout.split()]
+    assert done.returncode == 130 and len(workers) == 2, done.stderr
+
+    def gone(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        return state in ("Z", "X")  # ended; only its exit status is left for a parent to read
+
+    assert _until(lambda: all(gone(pid) for pid in workers), 5), workers
+
+
 def test_two_servers_on_one_store_run_each_fire_time_once(tmp_path, demo_db):
     def every_minute(data: dict) -> None:
         alerts = data["reports"]["cs_daily_alerts"]

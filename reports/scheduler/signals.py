@@ -9,14 +9,16 @@ main thread's handler only once that thread's current call (an SMTP reply, say) 
 
 So the handler does nothing. Python writes each signal's number to a pipe the moment it arrives
 (`signal.set_wakeup_fd`), and a watcher thread reads it: on the first signal it sets the events
-and logs, with locks it can wait for; on the second it ends the process there and then. That is
-as safe as a SIGKILL, which `serve` is built to survive: the store commits each step, and the
-next start takes over the run whose holder is gone.
+and logs, with locks it can wait for; on the second it ends the process there and then, and
+the render workers it started with it (they ignore Ctrl-C, and would otherwise live on, orphaned).
+That is as safe as a SIGKILL, which `serve` is built to survive: the store commits each step,
+and the next start takes over the run whose holder is gone.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -53,6 +55,8 @@ class StopOnSignal:
         self.wake.set()
         self._next(read)
         log.warning("second signal: stopping now", extra={"event": "killed"})
+        for worker in multiprocessing.active_children():
+            worker.kill()
         os._exit(EXIT_INTERRUPTED)
 
     @staticmethod

@@ -181,25 +181,32 @@ def test_a_second_signal_stops_serve_at_once_and_the_run_waits_for_the_next_star
     assert (job, status) == ("cs_daily_alerts", "running")  # the next start takes it over
 
 
-def test_a_signal_landing_while_the_loop_holds_its_wake_event_still_stops_serve():
-    """A signal handler runs in the main thread, wherever it is. Caught inside the wake event's
-    own lock (the loop clearing it, or a sleep starting), the stop must still get through
-    rather than the handler waiting on that lock for ever."""
+def _signalled(body: str) -> subprocess.CompletedProcess:
+    """`body` run in a process of its own set up as serve sets itself up for signals (`server`,
+    logging to stderr); what it printed and how it ended."""
     script = f"""
-import os, signal, sys
+import os, signal, sys, time
 from pathlib import Path
 sys.path.insert(0, {str(ROOT)!r})
 from reports.scheduler.serve import Server, configure_logging
 configure_logging("text")
 server = Server(Path("config.yaml"), Path("out"))
 server._handle_signals()
+{body}"""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_a_signal_landing_while_the_loop_holds_its_wake_event_still_stops_serve():
+    """A signal handler runs in the main thread, wherever it is. Caught inside the wake event's
+    own lock (the loop clearing it, or a sleep starting), the stop must still get through
+    rather than the handler waiting on that lock for ever."""
+    done = _signalled("""
 with server.wake._cond:
     os.kill(os.getpid(), signal.SIGTERM)
 print("stopping" if server.stop.wait(5) and server.wake.wait(5) else "still running")
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
-    )
+""")
     assert done.stdout.strip() == "stopping", done.stderr
     assert "SIGTERM: finishing the delivery in flight, then stopping" in done.stderr
 
@@ -207,13 +214,7 @@ print("stopping" if server.stop.wait(5) and server.wake.wait(5) else "still runn
 def test_a_process_forked_from_serve_has_its_own_signals():
     """A pool worker forked from serve ends on SIGTERM, as the pool expects when it ends its
     workers, and that signal is not taken for one sent to serve itself."""
-    script = f"""
-import os, signal, sys, time
-from pathlib import Path
-sys.path.insert(0, {str(ROOT)!r})
-from reports.scheduler.serve import Server
-server = Server(Path("config.yaml"), Path("out"))
-server._handle_signals()
+    done = _signalled("""
 ready, started = os.pipe()
 child = os.fork()
 if child == 0:
@@ -225,24 +226,16 @@ os.kill(child, signal.SIGTERM)
 _, status = os.waitpid(child, 0)
 ended_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
 print(ended_by == signal.SIGTERM, server.stop.wait(1))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
-    )
+""")
     assert done.stdout.split() == ["True", "False"], done.stderr
 
 
 def test_a_second_signal_ends_the_render_workers_too():
     """Stopped at once mid-fan-out, serve takes its pool's workers with it: they ignore Ctrl-C,
     and a worker whose parent is gone would otherwise wait on its queue for ever."""
-    script = f"""
-import multiprocessing, os, signal, sys, time
+    done = _signalled("""
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
-sys.path.insert(0, {str(ROOT)!r})
-from reports.scheduler.serve import Server
-server = Server(Path("config.yaml"), Path("out"))
-server._handle_signals()
 pool = ProcessPoolExecutor(2, multiprocessing.get_context("fork"))
 tasks = [pool.submit(time.sleep, 30) for _ in range(4)]
 time.sleep(0.5)
@@ -251,10 +244,7 @@ os.kill(os.getpid(), signal.SIGTERM)
 server.stop.wait(5)
 os.kill(os.getpid(), signal.SIGTERM)
 time.sleep(30)
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
-    )
+""")
     workers = [int(pid) for pid in done.stdout.split()]
     assert done.returncode == 130 and len(workers) == 2, done.stderr
 
